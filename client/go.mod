@@ -1,0 +1,3 @@
+module stratuslab.dev/client
+
+go 1.26.0

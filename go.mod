@@ -1,0 +1,3 @@
+module stratuslab.dev/stratuslab
+
+go 1.26.0
