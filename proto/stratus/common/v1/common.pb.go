@@ -22,6 +22,109 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// PrincipalType says whether an ACL principal names a user or a role.
+type PrincipalType int32
+
+const (
+	PrincipalType_PRINCIPAL_TYPE_UNSPECIFIED PrincipalType = 0
+	PrincipalType_PRINCIPAL_TYPE_USER        PrincipalType = 1
+	PrincipalType_PRINCIPAL_TYPE_ROLE        PrincipalType = 2
+)
+
+// Enum value maps for PrincipalType.
+var (
+	PrincipalType_name = map[int32]string{
+		0: "PRINCIPAL_TYPE_UNSPECIFIED",
+		1: "PRINCIPAL_TYPE_USER",
+		2: "PRINCIPAL_TYPE_ROLE",
+	}
+	PrincipalType_value = map[string]int32{
+		"PRINCIPAL_TYPE_UNSPECIFIED": 0,
+		"PRINCIPAL_TYPE_USER":        1,
+		"PRINCIPAL_TYPE_ROLE":        2,
+	}
+)
+
+func (x PrincipalType) Enum() *PrincipalType {
+	p := new(PrincipalType)
+	*p = x
+	return p
+}
+
+func (x PrincipalType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PrincipalType) Descriptor() protoreflect.EnumDescriptor {
+	return file_stratus_common_v1_common_proto_enumTypes[0].Descriptor()
+}
+
+func (PrincipalType) Type() protoreflect.EnumType {
+	return &file_stratus_common_v1_common_proto_enumTypes[0]
+}
+
+func (x PrincipalType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PrincipalType.Descriptor instead.
+func (PrincipalType) EnumDescriptor() ([]byte, []int) {
+	return file_stratus_common_v1_common_proto_rawDescGZIP(), []int{0}
+}
+
+// Right is a level of access; ALL includes MODIFY, which includes VIEW.
+type Right int32
+
+const (
+	Right_RIGHT_UNSPECIFIED Right = 0
+	Right_RIGHT_VIEW        Right = 1
+	Right_RIGHT_MODIFY      Right = 2
+	Right_RIGHT_ALL         Right = 3
+)
+
+// Enum value maps for Right.
+var (
+	Right_name = map[int32]string{
+		0: "RIGHT_UNSPECIFIED",
+		1: "RIGHT_VIEW",
+		2: "RIGHT_MODIFY",
+		3: "RIGHT_ALL",
+	}
+	Right_value = map[string]int32{
+		"RIGHT_UNSPECIFIED": 0,
+		"RIGHT_VIEW":        1,
+		"RIGHT_MODIFY":      2,
+		"RIGHT_ALL":         3,
+	}
+)
+
+func (x Right) Enum() *Right {
+	p := new(Right)
+	*p = x
+	return p
+}
+
+func (x Right) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Right) Descriptor() protoreflect.EnumDescriptor {
+	return file_stratus_common_v1_common_proto_enumTypes[1].Descriptor()
+}
+
+func (Right) Type() protoreflect.EnumType {
+	return &file_stratus_common_v1_common_proto_enumTypes[1]
+}
+
+func (x Right) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Right.Descriptor instead.
+func (Right) EnumDescriptor() ([]byte, []int) {
+	return file_stratus_common_v1_common_proto_rawDescGZIP(), []int{1}
+}
+
 // Actor is the identity a command or query runs as.
 type Actor struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -422,6 +525,215 @@ func (x *CommandFailed) GetFailedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// AclRule grants a right to a user or a role (e.g. "::USER" for everyone
+// signed in, "::ANON" for everyone).
+type AclRule struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Principal     string                 `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
+	Type          PrincipalType          `protobuf:"varint,2,opt,name=type,proto3,enum=stratus.common.v1.PrincipalType" json:"type,omitempty"`
+	Right         Right                  `protobuf:"varint,3,opt,name=right,proto3,enum=stratus.common.v1.Right" json:"right,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AclRule) Reset() {
+	*x = AclRule{}
+	mi := &file_stratus_common_v1_common_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AclRule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AclRule) ProtoMessage() {}
+
+func (x *AclRule) ProtoReflect() protoreflect.Message {
+	mi := &file_stratus_common_v1_common_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AclRule.ProtoReflect.Descriptor instead.
+func (*AclRule) Descriptor() ([]byte, []int) {
+	return file_stratus_common_v1_common_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *AclRule) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *AclRule) GetType() PrincipalType {
+	if x != nil {
+		return x.Type
+	}
+	return PrincipalType_PRINCIPAL_TYPE_UNSPECIFIED
+}
+
+func (x *AclRule) GetRight() Right {
+	if x != nil {
+		return x.Right
+	}
+	return Right_RIGHT_UNSPECIFIED
+}
+
+// Acl is the CIMI access control list of a resource: the owner holds every
+// right; otherwise the most permissive matching rule decides. The gateway
+// uses it to show each caller only the operations it may do.
+type Acl struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Owner         string                 `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
+	OwnerType     PrincipalType          `protobuf:"varint,2,opt,name=owner_type,json=ownerType,proto3,enum=stratus.common.v1.PrincipalType" json:"owner_type,omitempty"`
+	Rules         []*AclRule             `protobuf:"bytes,3,rep,name=rules,proto3" json:"rules,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Acl) Reset() {
+	*x = Acl{}
+	mi := &file_stratus_common_v1_common_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Acl) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Acl) ProtoMessage() {}
+
+func (x *Acl) ProtoReflect() protoreflect.Message {
+	mi := &file_stratus_common_v1_common_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Acl.ProtoReflect.Descriptor instead.
+func (*Acl) Descriptor() ([]byte, []int) {
+	return file_stratus_common_v1_common_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Acl) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *Acl) GetOwnerType() PrincipalType {
+	if x != nil {
+		return x.OwnerType
+	}
+	return PrincipalType_PRINCIPAL_TYPE_UNSPECIFIED
+}
+
+func (x *Acl) GetRules() []*AclRule {
+	if x != nil {
+		return x.Rules
+	}
+	return nil
+}
+
+// CollectionQuery carries the CIMI query parameters of a collection read to
+// the owning service, as the user wrote them. The gateway has already
+// checked their syntax; the service parses them again (never trusts them)
+// and applies them under the caller's ACL principals.
+type CollectionQuery struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// $filter expression, e.g. "tag='HELLO' and size>=1"; empty selects all.
+	Filter string `protobuf:"bytes,1,opt,name=filter,proto3" json:"filter,omitempty"`
+	// $orderby keys in order, each "attribute" or "attribute:asc|desc".
+	OrderBy []string `protobuf:"bytes,2,rep,name=order_by,json=orderBy,proto3" json:"order_by,omitempty"`
+	// $first and $last: 1-based inclusive bounds of the page; 0 = unbounded.
+	First uint32 `protobuf:"varint,3,opt,name=first,proto3" json:"first,omitempty"`
+	Last  uint32 `protobuf:"varint,4,opt,name=last,proto3" json:"last,omitempty"`
+	// $select: top-level attributes to return; empty returns all of them.
+	Select        []string `protobuf:"bytes,5,rep,name=select,proto3" json:"select,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CollectionQuery) Reset() {
+	*x = CollectionQuery{}
+	mi := &file_stratus_common_v1_common_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CollectionQuery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CollectionQuery) ProtoMessage() {}
+
+func (x *CollectionQuery) ProtoReflect() protoreflect.Message {
+	mi := &file_stratus_common_v1_common_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CollectionQuery.ProtoReflect.Descriptor instead.
+func (*CollectionQuery) Descriptor() ([]byte, []int) {
+	return file_stratus_common_v1_common_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *CollectionQuery) GetFilter() string {
+	if x != nil {
+		return x.Filter
+	}
+	return ""
+}
+
+func (x *CollectionQuery) GetOrderBy() []string {
+	if x != nil {
+		return x.OrderBy
+	}
+	return nil
+}
+
+func (x *CollectionQuery) GetFirst() uint32 {
+	if x != nil {
+		return x.First
+	}
+	return 0
+}
+
+func (x *CollectionQuery) GetLast() uint32 {
+	if x != nil {
+		return x.Last
+	}
+	return 0
+}
+
+func (x *CollectionQuery) GetSelect() []string {
+	if x != nil {
+		return x.Select
+	}
+	return nil
+}
+
 var File_stratus_common_v1_common_proto protoreflect.FileDescriptor
 
 const file_stratus_common_v1_common_proto_rawDesc = "" +
@@ -458,7 +770,32 @@ const file_stratus_common_v1_common_proto_rawDesc = "" +
 	"\n" +
 	"deliveries\x18\x05 \x01(\rR\n" +
 	"deliveries\x127\n" +
-	"\tfailed_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bfailedAtB1Z/stratuslab.dev/proto/stratus/common/v1;commonv1b\x06proto3"
+	"\tfailed_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bfailedAt\"\x8d\x01\n" +
+	"\aAclRule\x12\x1c\n" +
+	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x124\n" +
+	"\x04type\x18\x02 \x01(\x0e2 .stratus.common.v1.PrincipalTypeR\x04type\x12.\n" +
+	"\x05right\x18\x03 \x01(\x0e2\x18.stratus.common.v1.RightR\x05right\"\x8e\x01\n" +
+	"\x03Acl\x12\x14\n" +
+	"\x05owner\x18\x01 \x01(\tR\x05owner\x12?\n" +
+	"\n" +
+	"owner_type\x18\x02 \x01(\x0e2 .stratus.common.v1.PrincipalTypeR\townerType\x120\n" +
+	"\x05rules\x18\x03 \x03(\v2\x1a.stratus.common.v1.AclRuleR\x05rules\"\x86\x01\n" +
+	"\x0fCollectionQuery\x12\x16\n" +
+	"\x06filter\x18\x01 \x01(\tR\x06filter\x12\x19\n" +
+	"\border_by\x18\x02 \x03(\tR\aorderBy\x12\x14\n" +
+	"\x05first\x18\x03 \x01(\rR\x05first\x12\x12\n" +
+	"\x04last\x18\x04 \x01(\rR\x04last\x12\x16\n" +
+	"\x06select\x18\x05 \x03(\tR\x06select*a\n" +
+	"\rPrincipalType\x12\x1e\n" +
+	"\x1aPRINCIPAL_TYPE_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13PRINCIPAL_TYPE_USER\x10\x01\x12\x17\n" +
+	"\x13PRINCIPAL_TYPE_ROLE\x10\x02*O\n" +
+	"\x05Right\x12\x15\n" +
+	"\x11RIGHT_UNSPECIFIED\x10\x00\x12\x0e\n" +
+	"\n" +
+	"RIGHT_VIEW\x10\x01\x12\x10\n" +
+	"\fRIGHT_MODIFY\x10\x02\x12\r\n" +
+	"\tRIGHT_ALL\x10\x03B1Z/stratuslab.dev/proto/stratus/common/v1;commonv1b\x06proto3"
 
 var (
 	file_stratus_common_v1_common_proto_rawDescOnce sync.Once
@@ -472,28 +809,38 @@ func file_stratus_common_v1_common_proto_rawDescGZIP() []byte {
 	return file_stratus_common_v1_common_proto_rawDescData
 }
 
-var file_stratus_common_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_stratus_common_v1_common_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_stratus_common_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_stratus_common_v1_common_proto_goTypes = []any{
-	(*Actor)(nil),                 // 0: stratus.common.v1.Actor
-	(*ResourceRef)(nil),           // 1: stratus.common.v1.ResourceRef
-	(*Error)(nil),                 // 2: stratus.common.v1.Error
-	(*Meta)(nil),                  // 3: stratus.common.v1.Meta
-	(*CommandCompleted)(nil),      // 4: stratus.common.v1.CommandCompleted
-	(*CommandFailed)(nil),         // 5: stratus.common.v1.CommandFailed
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
+	(PrincipalType)(0),            // 0: stratus.common.v1.PrincipalType
+	(Right)(0),                    // 1: stratus.common.v1.Right
+	(*Actor)(nil),                 // 2: stratus.common.v1.Actor
+	(*ResourceRef)(nil),           // 3: stratus.common.v1.ResourceRef
+	(*Error)(nil),                 // 4: stratus.common.v1.Error
+	(*Meta)(nil),                  // 5: stratus.common.v1.Meta
+	(*CommandCompleted)(nil),      // 6: stratus.common.v1.CommandCompleted
+	(*CommandFailed)(nil),         // 7: stratus.common.v1.CommandFailed
+	(*AclRule)(nil),               // 8: stratus.common.v1.AclRule
+	(*Acl)(nil),                   // 9: stratus.common.v1.Acl
+	(*CollectionQuery)(nil),       // 10: stratus.common.v1.CollectionQuery
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
 }
 var file_stratus_common_v1_common_proto_depIdxs = []int32{
-	0, // 0: stratus.common.v1.Meta.actor:type_name -> stratus.common.v1.Actor
-	6, // 1: stratus.common.v1.Meta.issued_at:type_name -> google.protobuf.Timestamp
-	1, // 2: stratus.common.v1.CommandCompleted.affected:type_name -> stratus.common.v1.ResourceRef
-	6, // 3: stratus.common.v1.CommandCompleted.completed_at:type_name -> google.protobuf.Timestamp
-	2, // 4: stratus.common.v1.CommandFailed.error:type_name -> stratus.common.v1.Error
-	6, // 5: stratus.common.v1.CommandFailed.failed_at:type_name -> google.protobuf.Timestamp
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	2,  // 0: stratus.common.v1.Meta.actor:type_name -> stratus.common.v1.Actor
+	11, // 1: stratus.common.v1.Meta.issued_at:type_name -> google.protobuf.Timestamp
+	3,  // 2: stratus.common.v1.CommandCompleted.affected:type_name -> stratus.common.v1.ResourceRef
+	11, // 3: stratus.common.v1.CommandCompleted.completed_at:type_name -> google.protobuf.Timestamp
+	4,  // 4: stratus.common.v1.CommandFailed.error:type_name -> stratus.common.v1.Error
+	11, // 5: stratus.common.v1.CommandFailed.failed_at:type_name -> google.protobuf.Timestamp
+	0,  // 6: stratus.common.v1.AclRule.type:type_name -> stratus.common.v1.PrincipalType
+	1,  // 7: stratus.common.v1.AclRule.right:type_name -> stratus.common.v1.Right
+	0,  // 8: stratus.common.v1.Acl.owner_type:type_name -> stratus.common.v1.PrincipalType
+	8,  // 9: stratus.common.v1.Acl.rules:type_name -> stratus.common.v1.AclRule
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_stratus_common_v1_common_proto_init() }
@@ -506,13 +853,14 @@ func file_stratus_common_v1_common_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stratus_common_v1_common_proto_rawDesc), len(file_stratus_common_v1_common_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   6,
+			NumEnums:      2,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_stratus_common_v1_common_proto_goTypes,
 		DependencyIndexes: file_stratus_common_v1_common_proto_depIdxs,
+		EnumInfos:         file_stratus_common_v1_common_proto_enumTypes,
 		MessageInfos:      file_stratus_common_v1_common_proto_msgTypes,
 	}.Build()
 	File_stratus_common_v1_common_proto = out.File

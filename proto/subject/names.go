@@ -1,0 +1,105 @@
+package subject
+
+// Resource tokens.
+const (
+	ResourceVolume         = "volume"
+	ResourceMachine        = "machine"
+	ResourceMachineConfig  = "machine_config"
+	ResourceHost           = hostResource
+	ResourceHosts          = "hosts" // the scheduler's host registry
+	ResourceDomain         = "domain"
+	ResourceServiceMessage = "service_message"
+	ResourceServiceConfig  = "service_config"
+)
+
+// pdisk volume commands (stratus.volume.v1).
+const (
+	CmdVolumeCreate   = "cmd.pdisk.volume.create"    // CreateVolume
+	CmdVolumeUpdate   = "cmd.pdisk.volume.update"    // UpdateVolume
+	CmdVolumeDelete   = "cmd.pdisk.volume.delete"    // DeleteVolume
+	CmdVolumeAttach   = "cmd.pdisk.volume.attach"    // AttachVolume
+	CmdVolumeDetach   = "cmd.pdisk.volume.detach"    // DetachVolume
+	CmdVolumeGetImage = "cmd.pdisk.volume.get_image" // GetImageVolume
+	CmdVolumeCapture  = "cmd.pdisk.volume.capture"   // CaptureVolume
+)
+
+// pdisk volume events (stratus.volume.v1).
+const (
+	EvtVolumeCreated  = "evt.pdisk.volume.created"  // VolumeCreated
+	EvtVolumeUpdated  = "evt.pdisk.volume.updated"  // VolumeUpdated
+	EvtVolumeDeleted  = "evt.pdisk.volume.deleted"  // VolumeDeleted
+	EvtVolumeAttached = "evt.pdisk.volume.attached" // VolumeAttached
+	EvtVolumeDetached = "evt.pdisk.volume.detached" // VolumeDetached
+)
+
+// pdisk queries (stratus.volume.v1).
+const (
+	SvcGetVolume    = "svc.pdisk.get_volume"    // GetVolumeRequest
+	SvcQueryVolumes = "svc.pdisk.query_volumes" // QueryVolumesRequest
+)
+
+// vmctl scheduler commands (stratus.machine.v1).
+const (
+	CmdMachineCreate       = "cmd.vmctl.machine.create"        // CreateMachine
+	CmdMachineStart        = "cmd.vmctl.machine.start"         // StartMachine
+	CmdMachineStop         = "cmd.vmctl.machine.stop"          // StopMachine
+	CmdMachineRestart      = "cmd.vmctl.machine.restart"       // RestartMachine
+	CmdMachineShutdown     = "cmd.vmctl.machine.shutdown"      // ShutdownMachine
+	CmdMachineKill         = "cmd.vmctl.machine.kill"          // KillMachine
+	CmdMachineAttachVolume = "cmd.vmctl.machine.attach_volume" // AttachVolume
+	CmdMachineDetachVolume = "cmd.vmctl.machine.detach_volume" // DetachVolume
+	CmdMachineConfigPut    = "cmd.vmctl.machine_config.put"    // PutMachineConfiguration
+	CmdMachineConfigDelete = "cmd.vmctl.machine_config.delete" // DeleteMachineConfiguration
+	CmdHostsRegister       = "cmd.vmctl.hosts.register"        // RegisterHost
+	CmdHostsHeartbeat      = "cmd.vmctl.hosts.heartbeat"       // Heartbeat
+	CmdHostsSetMaintenance = "cmd.vmctl.hosts.set_maintenance" // SetHostMaintenance
+)
+
+// Verbs of the host-targeted commands a vmctl agent executes; the subject
+// is HostCommand(hostID, verb) (stratus.machine.v1, agent.proto).
+const (
+	VerbDefineDomain   = "define_domain"   // DefineDomain
+	VerbStartDomain    = "start_domain"    // StartDomain
+	VerbShutdownDomain = "shutdown_domain" // ShutdownDomain
+	VerbRebootDomain   = "reboot_domain"   // RebootDomain
+	VerbDestroyDomain  = "destroy_domain"  // DestroyDomain
+	VerbHotplugDisk    = "hotplug_disk"    // HotplugDisk
+	VerbUnplugDisk     = "unplug_disk"     // UnplugDisk
+)
+
+// vmctl events (stratus.machine.v1).
+const (
+	EvtMachineStateChanged = "evt.vmctl.machine.state_changed" // MachineStateChanged
+	EvtDomainStateChanged  = "evt.vmctl.domain.state_changed"  // DomainStateChanged
+	EvtHostRegistered      = "evt.vmctl.host.registered"       // HostRegistered
+	EvtHostHeartbeat       = "evt.vmctl.host.heartbeat"        // HostHeartbeat
+	EvtHostUnavailable     = "evt.vmctl.host.unavailable"      // HostUnavailable
+)
+
+// vmctl queries (stratus.machine.v1).
+const (
+	SvcGetMachine          = "svc.vmctl.get_machine"           // GetMachineRequest
+	SvcQueryMachines       = "svc.vmctl.query_machines"        // QueryMachinesRequest
+	SvcGetMachineConfig    = "svc.vmctl.get_machine_config"    // GetMachineConfigurationRequest
+	SvcQueryMachineConfigs = "svc.vmctl.query_machine_configs" // QueryMachineConfigurationsRequest
+	SvcGetHost             = "svc.vmctl.get_host"              // GetHostRequest
+	SvcQueryHosts          = "svc.vmctl.query_hosts"           // QueryHostsRequest
+)
+
+// CIMI gateway commands (stratus.cimi.v1).
+const (
+	CmdServiceMessageCreate = "cmd.cimi.service_message.create" // CreateServiceMessage
+	CmdServiceMessageUpdate = "cmd.cimi.service_message.update" // UpdateServiceMessage
+	CmdServiceMessageDelete = "cmd.cimi.service_message.delete" // DeleteServiceMessage
+	CmdServiceConfigSet     = "cmd.cimi.service_config.set"     // SetServiceConfiguration
+	CmdServiceConfigDelete  = "cmd.cimi.service_config.delete"  // DeleteServiceConfiguration
+)
+
+// CIMI gateway events (stratus.cimi.v1).
+const (
+	EvtServiceMessageCreated = "evt.cimi.service_message.created" // ServiceMessageCreated
+	EvtServiceMessageUpdated = "evt.cimi.service_message.updated" // ServiceMessageUpdated
+	EvtServiceMessageDeleted = "evt.cimi.service_message.deleted" // ServiceMessageDeleted
+	EvtServiceConfigChanged  = "evt.cimi.service_config.changed"  // ServiceConfigurationChanged
+	EvtServiceConfigDeleted  = "evt.cimi.service_config.deleted"  // ServiceConfigurationDeleted
+)
