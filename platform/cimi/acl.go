@@ -108,9 +108,23 @@ func (a ACL) matches(id Identity, principal string, typ PrincipalType) bool {
 	case User:
 		return id.User != "" && id.User == principal
 	case Role:
-		return slices.Contains(id.Principals(), principal)
+		return id.HoldsRole(principal)
 	}
 	return false
+}
+
+// HoldsRole reports whether the identity holds a role: one of its roles,
+// ::USER when authenticated, ::ANON always. Unlike Principals it never
+// matches the user name, so a user named like a role does not get the
+// role's rights.
+func (id Identity) HoldsRole(role string) bool {
+	switch {
+	case role == RoleAnon:
+		return true
+	case role == RoleUser && id.User != "":
+		return true
+	}
+	return slices.Contains(id.Roles, role)
 }
 
 // OwnedBy returns the default ACL of a resource created by id: the caller
