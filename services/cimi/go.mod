@@ -7,6 +7,11 @@ require (
 	stratuslab.dev/proto v0.0.0
 )
 
+require (
+	github.com/google/uuid v1.6.0 // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
+)
+
 replace (
 	stratuslab.dev/platform => ../../platform
 	stratuslab.dev/proto => ../../proto

@@ -1,0 +1,58 @@
+# StratusLab in Go. `make run` and `make test` are the two set-up commands;
+# both install what they need first (scripts/deps.sh).
+
+SHELL := /bin/bash
+export PATH := $(CURDIR)/bin/tools:/usr/local/go/bin:$(PATH)
+
+# Every module of the workspace, as package patterns.
+MODULES := ./... ./proto/... ./platform/... ./client/... $(patsubst %,./%/...,$(wildcard services/*))
+BINARIES := ./cmd/stratuslab ./client/cmd/stratus $(patsubst %,./%,$(wildcard services/*/cmd/*))
+DATA_DIR ?= $(CURDIR)/data
+LISTEN ?= 127.0.0.1:8080
+FUZZTIME ?= 60s
+TEST_FLAGS ?= -race -timeout 15m
+
+.PHONY: all deps build run test vet staticcheck lint proto bench fuzz clean
+
+all: build
+
+deps:
+	@./scripts/deps.sh
+
+build: deps
+	@mkdir -p bin
+	go build -o bin/ $(BINARIES)
+
+## run: build and start the all-in-one cloud on its embedded defaults.
+run: build
+	bin/stratuslab --data-dir "$(DATA_DIR)" --listen "$(LISTEN)"
+
+## test: vet, staticcheck and the race-enabled test suite of every module.
+test: deps vet staticcheck
+	go test $(TEST_FLAGS) $(MODULES)
+
+vet:
+	go vet $(MODULES)
+
+staticcheck:
+	staticcheck $(MODULES)
+
+lint: vet staticcheck
+	@./scripts/deps.sh --all
+	@out=$$(git ls-files '*.go' | grep -v '\.pb\.go$$' | xargs gofmt -l); \
+		if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	cd proto && buf lint
+
+## proto: regenerate the committed Go code from proto/ (byte-identical).
+proto: deps
+	./proto/generate.sh
+
+bench: deps
+	go test -run '^$$' -bench . -benchtime 2s ./bench/ | tee bin/bench.txt
+
+## fuzz: run every fuzz target for FUZZTIME.
+fuzz: deps
+	./scripts/fuzz.sh $(FUZZTIME)
+
+clean:
+	rm -rf bin

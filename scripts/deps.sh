@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs what building and testing need, and only what is missing:
+# Debian packages (as root, through apt) and pinned Go tools in bin/tools.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+debs=(protobuf-compiler libvirt-dev pkg-config qemu-utils gcc make git ca-certificates)
+missing=()
+for p in "${debs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "deps: missing Debian packages: ${missing[*]}; run as root or install them" >&2
+		exit 1
+	fi
+	echo "deps: installing ${missing[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+export PATH="/usr/local/go/bin:$PATH"
+if ! command -v go >/dev/null; then
+	echo "deps: Go is not installed; install Go 1.26 (https://go.dev/doc/install) at /usr/local/go" >&2
+	exit 1
+fi
+
+# Pinned tools, built from the module proxy into bin/tools.
+tools=(
+	"google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12 protoc-gen-go"
+	"honnef.co/go/tools/cmd/staticcheck@v0.8.2 staticcheck"
+)
+if [ "${1:-}" = "--all" ]; then
+	tools+=(
+		"github.com/bufbuild/buf/cmd/buf@v1.75.0 buf"
+		"github.com/nats-io/natscli/nats@v0.4.0 nats"
+	)
+fi
+mkdir -p bin/tools
+for t in "${tools[@]}"; do
+	set -- $t
+	stamp="bin/tools/.$2.version"
+	if [ -x "bin/tools/$2" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$1" ]; then
+		continue
+	fi
+	echo "deps: building $1"
+	GOBIN="$PWD/bin/tools" GOFLAGS=-mod=mod go install "$1"
+	echo "$1" >"$stamp"
+done
