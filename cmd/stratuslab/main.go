@@ -1,0 +1,183 @@
+// Command stratuslab runs the whole cloud in one process: an embedded NATS
+// server with JetStream, the embedded document store on it, and every
+// service, each with its own connection, store and admin listener exactly
+// as when it runs as its own binary.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"stratuslab.dev/platform/bus"
+	"stratuslab.dev/platform/config"
+	"stratuslab.dev/platform/daemon"
+	"stratuslab.dev/platform/telemetry"
+	"stratuslab.dev/services/authn"
+	"stratuslab.dev/services/cimi"
+	"stratuslab.dev/services/marketplace"
+	"stratuslab.dev/services/pdisk"
+	"stratuslab.dev/services/registration"
+	"stratuslab.dev/services/vmctl"
+)
+
+// name is the all-in-one's name in the bootstrap settings and its logs.
+const name = "stratuslab"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(1)
+	}
+}
+
+// component is one service of the all-in-one.
+type component struct {
+	name  string
+	build func(*daemon.Deps) (daemon.Runner, error)
+	deps  *daemon.Deps
+	svc   daemon.Runner
+}
+
+func components() []*component {
+	return []*component{
+		{name: cimi.Name, build: func(d *daemon.Deps) (daemon.Runner, error) { return cimi.New(d) }},
+		{name: authn.Name, build: func(d *daemon.Deps) (daemon.Runner, error) { return authn.New(d), nil }},
+		{name: pdisk.Name, build: func(d *daemon.Deps) (daemon.Runner, error) { return pdisk.New(d), nil }},
+		{name: vmctl.Name, build: func(d *daemon.Deps) (daemon.Runner, error) { return vmctl.New(d), nil }},
+		{name: marketplace.Name, build: func(d *daemon.Deps) (daemon.Runner, error) { return marketplace.New(d), nil }},
+		{name: registration.Name, build: func(d *daemon.Deps) (daemon.Runner, error) { return registration.New(d), nil }},
+	}
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	boot, err := config.Load(name, args, os.Getenv)
+	if err != nil {
+		return err
+	}
+	if len(boot.NATSURLs) > 0 {
+		return errors.New("the all-in-one runs its own NATS server: run the service binaries to use --nats-url")
+	}
+	if boot.Store != config.StoreEmbedded {
+		return fmt.Errorf("the all-in-one keeps its documents in the embedded store, not %q: run the service binaries for Couchbase", boot.Store)
+	}
+	if err := os.MkdirAll(boot.DataDir, 0o750); err != nil {
+		return fmt.Errorf("create the data directory: %w", err)
+	}
+	tel, err := telemetry.Setup(ctx, telemetry.Options{Service: name, Version: daemon.Version, LogFormat: boot.LogFormat, LogLevel: boot.LogLevel})
+	if err != nil {
+		return err
+	}
+	defer tel.Shutdown(context.WithoutCancel(ctx))
+	log := tel.Logger
+
+	srv, err := bus.StartServer(ctx, natsOptions(boot, log))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		log.Info("NATS server stopped")
+	}()
+
+	comps := components()
+	defer func() {
+		// Reverse order, after every service stopped: connections drain
+		// what they still hold, then the server goes down.
+		for i := len(comps) - 1; i >= 0; i-- {
+			if comps[i].deps != nil {
+				comps[i].deps.Close(context.WithoutCancel(ctx))
+			}
+		}
+	}()
+	for i, c := range comps {
+		b := boot
+		b.AdminListen, err = adminAddr(boot.AdminListen, i+1)
+		if err != nil {
+			return err
+		}
+		c.deps, err = daemon.Open(ctx, c.name, b, daemon.Options{Server: srv})
+		if err != nil {
+			return fmt.Errorf("start %s: %w", c.name, err)
+		}
+		if c.svc, err = c.build(c.deps); err != nil {
+			return fmt.Errorf("start %s: %w", c.name, err)
+		}
+	}
+
+	fns := make([]func(context.Context) error, len(comps))
+	for i, c := range comps {
+		fns[i] = func(ctx context.Context) error {
+			if err := c.deps.Run(ctx, c.svc); err != nil {
+				return fmt.Errorf("%s: %w", c.name, err)
+			}
+			return nil
+		}
+	}
+	printBanner(stdout, boot, srv.ClientURL(), comps)
+	started := time.Now()
+	err = daemon.Group(ctx, fns...)
+	log.Info("services stopped", "uptime", time.Since(started).Round(time.Second).String())
+	return err
+}
+
+func natsOptions(boot config.Bootstrap, log *slog.Logger) bus.ServerOptions {
+	o := bus.ServerOptions{DataDir: boot.DataDir, Logger: log, NoListen: boot.NATSListen == ""}
+	if !o.NoListen {
+		host, port, _ := net.SplitHostPort(boot.NATSListen)
+		o.Host = host
+		o.Port, _ = strconv.Atoi(port)
+	}
+	return o
+}
+
+// adminAddr gives the i-th service the admin port after the all-in-one's:
+// 9600 for the all-in-one means 9601 for cimi, 9602 for authn and so on;
+// port 0 gives every service a free port of its own.
+func adminAddr(base string, i int) (string, error) {
+	host, port, err := net.SplitHostPort(base)
+	if err != nil {
+		return "", fmt.Errorf("admin address %q: %w", base, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return "", fmt.Errorf("admin address %q: bad port", base)
+	}
+	if p == 0 {
+		return base, nil
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p+i)), nil
+}
+
+func printBanner(w io.Writer, boot config.Bootstrap, natsURL string, comps []*component) {
+	endpoint := "http://" + comps[0].svc.(*cimi.Service).Addr() + "/cimi/cloudEntryPoint"
+	fmt.Fprintf(w, "StratusLab %s is running (Ctrl-C stops it).\n\n", daemon.Version)
+	fmt.Fprintf(w, "  CIMI endpoint   %s\n", endpoint)
+	fmt.Fprintf(w, "  try             curl -s %s\n", endpoint)
+	fmt.Fprintf(w, "  log in          not yet: user accounts and login come with the authn service;\n")
+	fmt.Fprintf(w, "                  until then every request is anonymous and read-only\n")
+	if boot.NATSListen != "" {
+		fmt.Fprintf(w, "  NATS            %s   (nats --server %s micro ls)\n", natsURL, natsURL)
+	}
+	fmt.Fprintf(w, "  data directory  %s\n", boot.DataDir)
+	fmt.Fprintf(w, "  health\n")
+	for _, c := range comps {
+		fmt.Fprintf(w, "    %-13s http://%s/healthz\n", c.name, c.deps.Admin.Addr())
+	}
+	fmt.Fprintln(w)
+}

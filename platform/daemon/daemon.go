@@ -1,0 +1,219 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"stratuslab.dev/platform/bus"
+	"stratuslab.dev/platform/config"
+	"stratuslab.dev/platform/store"
+	"stratuslab.dev/platform/store/embedded"
+	"stratuslab.dev/platform/telemetry"
+)
+
+// Version is the version every service reports on the bus and in telemetry.
+const Version = "0.1.0"
+
+// Deps are the dependencies a service is built from. Services read them
+// and never close them: Close belongs to whoever called Open.
+type Deps struct {
+	Name      string
+	Boot      config.Bootstrap
+	Telemetry *telemetry.Telemetry
+	Logger    *slog.Logger
+	Conn      *nats.Conn
+	JetStream jetstream.JetStream
+	Bus       *bus.Bus
+	Store     store.Store
+	Admin     *telemetry.Admin
+}
+
+// Options say how Open reaches NATS beyond the bootstrap settings.
+type Options struct {
+	// Server, when set, is an embedded NATS server in this process: the
+	// service connects to it without the network and NATS URLs are ignored.
+	Server *server.Server
+	// Telemetry, when set, is used instead of a new one (tests).
+	Telemetry *telemetry.Telemetry
+}
+
+// Open connects the service name as boot says: telemetry, NATS and the
+// command and event streams, the store, and an admin listener on
+// boot.AdminListen (not yet serving: Run serves it). On error everything
+// opened so far is closed again.
+func Open(ctx context.Context, name string, boot config.Bootstrap, opts Options) (d *Deps, err error) {
+	d = &Deps{Name: name, Boot: boot, Telemetry: opts.Telemetry}
+	defer func() {
+		if err != nil {
+			d.Close(context.WithoutCancel(ctx))
+			d = nil
+		}
+	}()
+	if d.Telemetry == nil {
+		d.Telemetry, err = telemetry.Setup(ctx, telemetry.Options{
+			Service:   name,
+			Version:   Version,
+			Instance:  boot.Instance,
+			LogFormat: boot.LogFormat,
+			LogLevel:  boot.LogLevel,
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	d.Logger = d.Telemetry.Logger
+	d.Conn, err = bus.Connect(ctx, bus.ConnOptions{
+		URLs:      boot.NATSURLs,
+		InProcess: opts.Server,
+		Name:      name,
+		CredsFile: boot.NATSCreds,
+		Logger:    d.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.JetStream, err = jetstream.New(d.Conn)
+	if err != nil {
+		return nil, fmt.Errorf("daemon: %s: jetstream: %w", name, err)
+	}
+	if err := bus.EnsureStreams(ctx, d.JetStream, bus.StreamOptions{}); err != nil {
+		return nil, err
+	}
+	d.Bus = bus.New(d.Conn, d.JetStream, bus.Options{
+		Service:        name,
+		Logger:         d.Logger,
+		TracerProvider: d.Telemetry.TracerProvider,
+		Propagator:     d.Telemetry.Propagator,
+	})
+	d.Store, err = openStore(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	d.Admin = telemetry.NewAdmin(boot.AdminListen, d.Telemetry)
+	d.Admin.AddReadiness("nats", func(context.Context) error {
+		if s := d.Conn.Status(); s != nats.CONNECTED {
+			return fmt.Errorf("NATS connection is %s", s)
+		}
+		return nil
+	})
+	if err := d.Admin.Listen(); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func openStore(ctx context.Context, d *Deps) (store.Store, error) {
+	switch d.Boot.Store {
+	case "", config.StoreEmbedded:
+		return embedded.Open(ctx, d.JetStream, d.Name,
+			embedded.WithLogger(d.Logger))
+	case config.StoreCouchbase:
+		return nil, fmt.Errorf("daemon: %s: COUCHBASE-PENDING", d.Name)
+	}
+	return nil, fmt.Errorf("daemon: %s: unknown store %q", d.Name, d.Boot.Store)
+}
+
+// Close drains the NATS connection (delivering what is in flight), closes
+// the store and flushes telemetry.
+func (d *Deps) Close(ctx context.Context) {
+	if d.Store != nil {
+		if err := d.Store.Close(); err != nil {
+			d.Logger.Warn("closing the store", "error", err)
+		}
+	}
+	if d.Conn != nil {
+		drained := make(chan struct{})
+		d.Conn.SetClosedHandler(func(*nats.Conn) { close(drained) })
+		if err := d.Conn.Drain(); err != nil {
+			d.Conn.Close()
+		} else {
+			select {
+			case <-drained:
+			case <-time.After(10 * time.Second):
+				d.Conn.Close()
+			}
+		}
+	}
+	if d.Telemetry != nil {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		_ = d.Telemetry.Shutdown(sctx)
+	}
+}
+
+// Runner is a service: it runs until ctx ends, then stops its consumers
+// after the work in progress is acknowledged, and returns.
+type Runner interface {
+	Run(ctx context.Context) error
+}
+
+// Run runs the service and its admin listener until ctx ends or one of
+// them fails; either way it waits for both to stop.
+func (d *Deps) Run(ctx context.Context, svc Runner) error {
+	return Group(ctx, svc.Run, d.Admin.Run)
+}
+
+// Group runs every fn at once. When one returns an error, or ctx ends, the
+// context of the others is cancelled; Group waits for all of them and
+// returns the first error.
+func Group(ctx context.Context, fns ...func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, len(fns))
+	for _, fn := range fns {
+		go func() { errc <- fn(ctx) }()
+	}
+	var first error
+	for range fns {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+			cancel()
+		}
+	}
+	return first
+}
+
+// Main is the whole main function of a standalone service binary: it loads
+// the bootstrap settings from the command line, environment and file,
+// opens the dependencies, builds the service and runs it until SIGINT or
+// SIGTERM, then exits 0 after a clean stop or 1 with the error.
+func Main(name string, build func(*Deps) (Runner, error)) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := mainErr(ctx, name, build); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(1)
+	}
+}
+
+func mainErr(ctx context.Context, name string, build func(*Deps) (Runner, error)) error {
+	boot, err := config.Load(name, os.Args[1:], os.Getenv)
+	if err != nil {
+		return err
+	}
+	d, err := Open(ctx, name, boot, Options{})
+	if err != nil {
+		return err
+	}
+	defer d.Close(context.WithoutCancel(ctx))
+	svc, err := build(d)
+	if err != nil {
+		return err
+	}
+	d.Logger.Info("service started", "admin", "http://"+d.Admin.Addr())
+	return d.Run(ctx, svc)
+}

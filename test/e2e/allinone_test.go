@@ -1,0 +1,103 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"stratuslab.dev/client/sdk"
+)
+
+var services = []string{"authn", "cimi", "marketplace", "pdisk", "registration", "vmctl"}
+
+// TestAllInOne starts the cloud, finds every service on the bus and its
+// health green, restarts it on the same data directory and finds the same
+// cloud again.
+func TestAllInOne(t *testing.T) {
+	c := newCloud(t)
+	c.start()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	cep, err := sdk.New(strings.TrimSuffix(c.endpoint, "/cimi/cloudEntryPoint")).CloudEntryPoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cep["id"] != "CloudEntryPoint" || cep["resourceURI"] != "http://schemas.dmtf.org/cimi/1/CloudEntryPoint" {
+		t.Fatalf("entry point %v", cep)
+	}
+
+	if got := discover(t, c.natsURL()); !slices.Equal(got, services) {
+		t.Errorf("services answering $SRV.PING: %v, want %v", got, services)
+	}
+	for _, s := range services {
+		url, ok := c.health[s]
+		if !ok {
+			t.Errorf("no health URL for %s in the banner", s)
+			continue
+		}
+		for _, path := range []string{"/healthz", "/readyz"} {
+			u := strings.TrimSuffix(url, "/healthz") + path
+			if status, body := get(ctx, t, u); status != 200 {
+				t.Errorf("%s %s: %d %s", s, path, status, body)
+			}
+		}
+		if status, body := get(ctx, t, strings.TrimSuffix(url, "/healthz")+"/metrics"); status != 200 || !strings.Contains(body, "go_goroutines") {
+			t.Errorf("%s /metrics: %d", s, status)
+		}
+	}
+
+	if err := c.stop(); err != nil {
+		t.Fatalf("SIGTERM: %v\nstderr:\n%s", err, c.stderr)
+	}
+	c.start()
+	again, err := sdk.New(strings.TrimSuffix(c.endpoint, "/cimi/cloudEntryPoint")).CloudEntryPoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again["created"] != cep["created"] {
+		t.Errorf("the cloud was created at %v, after a restart at %v", cep["created"], again["created"])
+	}
+	if err := c.stop(); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+}
+
+// discover asks the bus which micro services answer a ping, as
+// `nats micro ls` does.
+func discover(t *testing.T, url string) []string {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	inbox := nats.NewInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.PublishRequest("$SRV.PING", inbox, nil); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for {
+		msg, err := sub.NextMsg(time.Second)
+		if err != nil {
+			break
+		}
+		var ping micro.Ping
+		if err := json.Unmarshal(msg.Data, &ping); err != nil {
+			t.Fatalf("ping reply %q: %v", msg.Data, err)
+		}
+		names = append(names, ping.Name)
+	}
+	slices.Sort(names)
+	return names
+}
