@@ -17,8 +17,9 @@ import (
 	"time"
 )
 
-// binary is the all-in-one built once for the whole package by TestMain.
-var binary string
+// binary is the all-in-one built once for the whole package by TestMain;
+// pdiskBinary is the pdisk service on its own.
+var binary, pdiskBinary string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "stratuslab-e2e-")
@@ -27,9 +28,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "stratuslab")
-	out, err := exec.Command("go", "build", "-o", binary, "stratuslab.dev/stratuslab/cmd/stratuslab").CombinedOutput()
+	pdiskBinary = filepath.Join(dir, "pdisk")
+	out, err := exec.Command("go", "build", "-o", dir+"/",
+		"stratuslab.dev/stratuslab/cmd/stratuslab", "stratuslab.dev/services/pdisk/cmd/pdisk").CombinedOutput()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "build the all-in-one: %v\n%s", err, out)
+		fmt.Fprintf(os.Stderr, "build the binaries: %v\n%s", err, out)
 		os.Exit(1)
 	}
 	code := m.Run()

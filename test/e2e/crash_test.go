@@ -34,6 +34,23 @@ func TestCrashDuringBurst(t *testing.T) {
 	if testing.Short() {
 		t.Skip("sends 10,000 commands across a crash; skipped with -short")
 	}
+	interruptBurst(t, func(c *cloud) { c.kill() })
+}
+
+// TestGracefulStopDuringBurst does the same with SIGTERM: the process
+// drains its consumers and exits 0, and nothing is lost or doubled.
+func TestGracefulStopDuringBurst(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sends 10,000 commands across a restart; skipped with -short")
+	}
+	interruptBurst(t, func(c *cloud) {
+		if err := c.stop(); err != nil {
+			t.Errorf("SIGTERM during the burst: %v\nstderr:\n%s", err, c.stderr)
+		}
+	})
+}
+
+func interruptBurst(t *testing.T, interrupt func(*cloud)) {
 	c := newCloud(t)
 	c.start()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -56,7 +73,7 @@ func TestCrashDuringBurst(t *testing.T) {
 	for completed.Load() < burst/5 && ctx.Err() == nil {
 		time.Sleep(time.Millisecond)
 	}
-	c.kill()
+	interrupt(c)
 	_ = sub.Unsubscribe()
 	nc.Close()
 	var sent int
@@ -65,7 +82,7 @@ func TestCrashDuringBurst(t *testing.T) {
 			sent++
 		}
 	}
-	t.Logf("killed after %d completions seen and %d commands acknowledged by JetStream", completed.Load(), sent)
+	t.Logf("stopped after %d completions seen and %d commands acknowledged by JetStream", completed.Load(), sent)
 
 	c.start()
 	nc = connect(t, c.natsURL())
