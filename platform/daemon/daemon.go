@@ -37,6 +37,11 @@ type Deps struct {
 	Bus       *bus.Bus
 	Store     store.Store
 	Admin     *telemetry.Admin
+	// Settings holds the ServiceConfiguration documents, which the CIMI
+	// service owns and every service reads (see Live).
+	Settings store.Collection
+
+	settingsStore store.Store // opened for Settings when not the service's own
 }
 
 // Options say how Open reaches NATS beyond the bootstrap settings.
@@ -96,8 +101,11 @@ func Open(ctx context.Context, name string, boot config.Bootstrap, opts Options)
 		TracerProvider: d.Telemetry.TracerProvider,
 		Propagator:     d.Telemetry.Propagator,
 	})
-	d.Store, err = openStore(ctx, d)
+	d.Store, err = openStore(ctx, d, name)
 	if err != nil {
+		return nil, err
+	}
+	if err := d.openSettings(ctx); err != nil {
 		return nil, err
 	}
 	d.Admin = telemetry.NewAdmin(boot.AdminListen, d.Telemetry)
@@ -113,10 +121,30 @@ func Open(ctx context.Context, name string, boot config.Bootstrap, opts Options)
 	return d, nil
 }
 
-func openStore(ctx context.Context, d *Deps) (store.Store, error) {
+// settingsOwner is the service owning the ServiceConfiguration documents.
+const settingsOwner = "cimi"
+
+// openSettings opens the collection of ServiceConfiguration documents: in
+// the service's own store for their owner, read-only in the owner's slice
+// for everyone else.
+func (d *Deps) openSettings(ctx context.Context) error {
+	st := d.Store
+	if d.Name != settingsOwner {
+		var err error
+		if d.settingsStore, err = openStore(ctx, d, settingsOwner); err != nil {
+			return err
+		}
+		st = d.settingsStore
+	}
+	var err error
+	d.Settings, err = st.Collection(ctx, config.ServiceConfigurationKind)
+	return err
+}
+
+func openStore(ctx context.Context, d *Deps, service string) (store.Store, error) {
 	switch d.Boot.Store {
 	case "", config.StoreEmbedded:
-		return embedded.Open(ctx, d.JetStream, d.Name,
+		return embedded.Open(ctx, d.JetStream, service,
 			embedded.WithLogger(d.Logger))
 	case config.StoreCouchbase:
 		return nil, fmt.Errorf("daemon: %s: COUCHBASE-PENDING", d.Name)
@@ -127,9 +155,11 @@ func openStore(ctx context.Context, d *Deps) (store.Store, error) {
 // Close drains the NATS connection (delivering what is in flight), closes
 // the store and flushes telemetry.
 func (d *Deps) Close(ctx context.Context) {
-	if d.Store != nil {
-		if err := d.Store.Close(); err != nil {
-			d.Logger.Warn("closing the store", "error", err)
+	for _, st := range []store.Store{d.settingsStore, d.Store} {
+		if st != nil {
+			if err := st.Close(); err != nil {
+				d.Logger.Warn("closing the store", "error", err)
+			}
 		}
 	}
 	if d.Conn != nil {
@@ -158,10 +188,48 @@ type Runner interface {
 	Run(ctx context.Context) error
 }
 
-// Run runs the service and its admin listener until ctx ends or one of
-// them fails; either way it waits for both to stop.
+// Common are the settings every service takes from its
+// ServiceConfiguration/<service> document, beside its own.
+type Common struct {
+	// LogLevel overrides the bootstrap log level while set: "debug",
+	// "info", "warn" or "error".
+	LogLevel string `json:"logLevel,omitempty"`
+}
+
+// Validate refuses a log level nobody can read.
+func (c Common) Validate() error {
+	_, err := telemetry.ParseLevel(c.LogLevel)
+	return err
+}
+
+// Live returns the service's live ServiceConfiguration settings of type T,
+// starting at defaults; apply (may be nil) runs each time they take effect.
+// Run the result (Live.Run) beside the service.
+func Live[T any](d *Deps, defaults T, apply func(T)) (*config.Live[T], error) {
+	return config.NewLive(d.Settings, config.ServiceConfigurationID(d.Name, ""), defaults, apply, d.Logger)
+}
+
+// Run runs the service, its admin listener and its common live settings
+// until ctx ends or one of them fails; either way it waits for all to stop.
 func (d *Deps) Run(ctx context.Context, svc Runner) error {
-	return Group(ctx, svc.Run, d.Admin.Run)
+	bootLevel := d.Telemetry.Level.Level()
+	common, err := Live(d, Common{}, func(c Common) {
+		level := bootLevel
+		if c.LogLevel != "" {
+			level, _ = telemetry.ParseLevel(c.LogLevel) // validated
+		}
+		if level != d.Telemetry.Level.Level() {
+			d.Logger.Info("log level changed by the service configuration", "level", level.String())
+			d.Telemetry.Level.Set(level)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if err := common.Load(ctx); err != nil {
+		return err
+	}
+	return Group(ctx, svc.Run, d.Admin.Run, common.Run)
 }
 
 // Group runs every fn at once. When one returns an error, or ctx ends, the

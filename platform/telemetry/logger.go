@@ -9,18 +9,30 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// newLogger builds the service logger described by o.
-func newLogger(o Options) (*slog.Logger, error) {
+// ParseLevel reads a log level: "debug", "info" (also the empty string),
+// "warn" or "error", in any case, optionally with an offset such as "info+2".
+func ParseLevel(s string) (slog.Level, error) {
+	var level slog.Level
+	if s == "" {
+		return level, nil
+	}
+	if err := level.UnmarshalText([]byte(s)); err != nil {
+		return level, fmt.Errorf("log level %q: want debug, info, warn or error", s)
+	}
+	return level, nil
+}
+
+// newLogger builds the service logger described by o, filtering at level.
+func newLogger(o Options, level *slog.LevelVar) (*slog.Logger, error) {
 	w := o.LogWriter
 	if w == nil {
 		w = os.Stderr
 	}
-	var level slog.Level
-	if o.LogLevel != "" {
-		if err := level.UnmarshalText([]byte(o.LogLevel)); err != nil {
-			return nil, fmt.Errorf("telemetry: log level %q: want debug, info, warn or error", o.LogLevel)
-		}
+	l, err := ParseLevel(o.LogLevel)
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: %w", err)
 	}
+	level.Set(l)
 	hopts := &slog.HandlerOptions{Level: level}
 	var h slog.Handler
 	switch o.LogFormat {

@@ -59,6 +59,9 @@ type Telemetry struct {
 	// "trace_id"/"span_id" when the context passed to a *Context method
 	// carries a valid span.
 	Logger *slog.Logger
+	// Level filters Logger's records; setting it changes the level at once
+	// (live configuration does).
+	Level *slog.LevelVar
 	// TracerProvider makes real spans; they are exported only when an OTLP
 	// endpoint is configured.
 	TracerProvider trace.TracerProvider
@@ -92,7 +95,8 @@ func Setup(ctx context.Context, o Options) (*Telemetry, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	logger, err := newLogger(o)
+	level := new(slog.LevelVar)
+	logger, err := newLogger(o, level)
 	if err != nil {
 		return nil, err
 	}
@@ -148,6 +152,7 @@ func Setup(ctx context.Context, o Options) (*Telemetry, error) {
 	return &Telemetry{
 		Service:        o.Service,
 		Logger:         logger,
+		Level:          level,
 		TracerProvider: tp,
 		MeterProvider:  mp,
 		Propagator:     propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),

@@ -59,13 +59,12 @@ type Message struct {
 	cimi.Common
 }
 
-// Configuration is the stored form of a ServiceConfiguration: the common
-// attributes and the settings document, kept as the administrator wrote it.
+// Configuration is the common part of a stored ServiceConfiguration; the
+// rest of the document is the service's settings, at the top level.
 type Configuration struct {
 	cimi.Common
-	Service  string          `json:"service"`
-	Instance string          `json:"instance,omitempty"`
-	Settings json.RawMessage `json:"settings"`
+	Service  string `json:"service"`
+	Instance string `json:"instance,omitempty"`
 }
 
 // Dispatch runs the command delivered on its subject.
@@ -244,7 +243,9 @@ func (h *Handlers) DeleteMessage(ctx context.Context, c *cimiv1.DeleteServiceMes
 	return bus.Result{Affected: []string{id}, Message: "service message deleted"}, nil
 }
 
-// SetConfiguration creates or replaces ServiceConfiguration/<service>[-<instance>].
+// SetConfiguration creates or replaces ServiceConfiguration/<service>[-<instance>]
+// with the administrator's JSON object: its top-level attributes are the
+// service's settings, beside the common CIMI attributes the gateway sets.
 func (h *Handlers) SetConfiguration(ctx context.Context, c *cimiv1.SetServiceConfiguration) (bus.Result, error) {
 	if err := requireAdmin(c.GetMeta(), "change service configurations"); err != nil {
 		return bus.Result{}, err
@@ -260,40 +261,42 @@ func (h *Handlers) SetConfiguration(ctx context.Context, c *cimiv1.SetServiceCon
 	if err := json.Unmarshal([]byte(c.GetDocument()), &settings); err != nil || settings == nil {
 		return bus.Result{}, bus.Permanent(errs.Errorf(errs.Invalid, "The configuration of %s must be a JSON object.", id))
 	}
-	now := h.now().UTC()
-	doc, err := h.configs.Update(ctx, id, func(cur store.Document) (json.RawMessage, error) {
-		cfg := Configuration{Common: cimi.Common{
-			ID:          id,
-			ResourceURI: cimi.ResourceURI(KindServiceConfiguration),
-			Created:     now,
-			ACL:         adminACL(),
-		}}
-		if cur.Revision != 0 {
-			if err := json.Unmarshal(cur.Body, &cfg); err != nil {
-				return nil, fmt.Errorf("decode %s: %w", id, err)
-			}
+	if raw, ok := settings["service"]; ok {
+		var named string
+		if json.Unmarshal(raw, &named) != nil || named != c.GetService() {
+			return bus.Result{}, bus.Permanent(errs.Errorf(errs.Invalid, "The configuration of %s names the service %s; it must be %q.", id, raw, c.GetService()))
 		}
-		cfg.Service, cfg.Instance = c.GetService(), c.GetInstance()
-		cfg.Settings = json.RawMessage(c.GetDocument())
-		cfg.Updated = now
-		return json.Marshal(cfg)
+	}
+	now := h.now().UTC()
+	created := now
+	doc, err := h.configs.Update(ctx, id, func(cur store.Document) (json.RawMessage, error) {
+		var prev cimi.Common
+		if err := json.Unmarshal(cur.Body, &prev); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", id, err)
+		}
+		created = prev.Created
+		return configurationBody(id, c, settings, prev.Created, now)
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		doc, err = h.createConfiguration(ctx, id, c, now)
+		created = now
+		var body json.RawMessage
+		if body, err = configurationBody(id, c, settings, now, now); err == nil {
+			var rev uint64
+			// A concurrent create makes this fail with ErrExists: a
+			// transient error, and the redelivery updates the new document.
+			rev, err = h.configs.Create(ctx, id, body)
+			doc = store.Document{ID: id, Revision: rev, Body: body}
+		}
 	}
 	if err != nil {
 		return bus.Result{}, fmt.Errorf("write %s: %w", id, err)
 	}
-	var cfg Configuration
-	if err := json.Unmarshal(doc.Body, &cfg); err != nil {
-		return bus.Result{}, fmt.Errorf("decode %s: %w", id, err)
-	}
 	evt := &cimiv1.ServiceConfigurationChanged{Configuration: &cimiv1.ServiceConfiguration{
-		Service:  cfg.Service,
-		Instance: cfg.Instance,
-		Document: string(cfg.Settings),
-		Created:  timestamppb.New(cfg.Created),
-		Updated:  timestamppb.New(cfg.Updated),
+		Service:  c.GetService(),
+		Instance: c.GetInstance(),
+		Document: string(doc.Body),
+		Created:  timestamppb.New(created),
+		Updated:  timestamppb.New(now),
 	}}
 	if err := h.events.Publish(ctx, subject.EvtServiceConfigChanged, evt, c.GetMeta().GetCommandId()+":changed"); err != nil {
 		return bus.Result{}, err
@@ -301,30 +304,24 @@ func (h *Handlers) SetConfiguration(ctx context.Context, c *cimiv1.SetServiceCon
 	return bus.Result{Affected: []string{id}, Message: "service configuration set"}, nil
 }
 
-func (h *Handlers) createConfiguration(ctx context.Context, id string, c *cimiv1.SetServiceConfiguration, now time.Time) (store.Document, error) {
-	cfg := Configuration{
-		Common: cimi.Common{
-			ID:          id,
-			ResourceURI: cimi.ResourceURI(KindServiceConfiguration),
-			Created:     now,
-			Updated:     now,
-			ACL:         adminACL(),
-		},
-		Service:  c.GetService(),
-		Instance: c.GetInstance(),
-		Settings: json.RawMessage(c.GetDocument()),
+// configurationBody lays the common attributes over the settings: whatever
+// the administrator wrote for id, acl, created... is the gateway's to set.
+func configurationBody(id string, c *cimiv1.SetServiceConfiguration, settings map[string]json.RawMessage, created, now time.Time) (json.RawMessage, error) {
+	doc := make(map[string]any, len(settings)+8)
+	for k, v := range settings {
+		doc[k] = v
 	}
-	body, err := json.Marshal(cfg)
-	if err != nil {
-		return store.Document{}, err
+	delete(doc, "operations")
+	doc["id"] = id
+	doc["resourceURI"] = cimi.ResourceURI(KindServiceConfiguration)
+	doc["created"] = created
+	doc["updated"] = now
+	doc["acl"] = adminACL()
+	doc["service"] = c.GetService()
+	if c.GetInstance() != "" {
+		doc["instance"] = c.GetInstance()
 	}
-	rev, err := h.configs.Create(ctx, id, body)
-	if errors.Is(err, store.ErrExists) {
-		// Someone created it between our read and our write: a transient
-		// conflict, redelivery applies the command over the new document.
-		return store.Document{}, err
-	}
-	return store.Document{ID: id, Revision: rev, Body: body}, err
+	return json.Marshal(doc)
 }
 
 // DeleteConfiguration removes a ServiceConfiguration document; the service

@@ -163,6 +163,9 @@ func TestRefusals(t *testing.T) {
 		{"config not an object", func() (bus.Result, error) {
 			return h.SetConfiguration(ctx, &cimiv1.SetServiceConfiguration{Meta: meta(cimi.RoleAdmin), Service: "pdisk", Document: "[1]"})
 		}, errs.Invalid},
+		{"config names another service", func() (bus.Result, error) {
+			return h.SetConfiguration(ctx, &cimiv1.SetServiceConfiguration{Meta: meta(cimi.RoleAdmin), Service: "pdisk", Document: `{"service":"authn"}`})
+		}, errs.Invalid},
 		{"config bad service", func() (bus.Result, error) {
 			return h.SetConfiguration(ctx, &cimiv1.SetServiceConfiguration{Meta: meta(cimi.RoleAdmin), Service: "p.disk", Document: "{}"})
 		}, errs.Invalid},
@@ -197,12 +200,15 @@ func TestServiceConfiguration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var c Configuration
+	var c struct {
+		Configuration
+		Quota struct{ GiB int }
+	}
 	if err := json.Unmarshal(got.Body, &c); err != nil {
 		t.Fatal(err)
 	}
-	if string(c.Settings) != `{"quota":{"gib":200}}` || c.Service != "pdisk" || c.Instance != "a1" {
-		t.Errorf("stored %+v settings %s", c, c.Settings)
+	if c.Quota.GiB != 200 || c.Service != "pdisk" || c.Instance != "a1" || c.ID != "ServiceConfiguration/pdisk-a1" {
+		t.Errorf("stored %s", got.Body)
 	}
 	if c.ACL.Allows(cimi.Identity{User: "bob", Roles: []string{cimi.RoleUser}}, cimi.View) {
 		t.Error("a user may read a service configuration")
