@@ -12,12 +12,16 @@ LISTEN ?= 127.0.0.1:8080
 FUZZTIME ?= 60s
 TEST_FLAGS ?= -race -timeout 15m
 
-.PHONY: all deps build run test vet staticcheck lint proto bench fuzz clean
+.PHONY: all deps tools build run test vet staticcheck lint proto bench fuzz clean
 
 all: build
 
 deps:
 	@./scripts/deps.sh
+
+## tools: also build buf and the nats CLI into bin/tools.
+tools:
+	@./scripts/deps.sh --all
 
 build: deps
 	@mkdir -p bin
@@ -37,8 +41,7 @@ vet:
 staticcheck:
 	staticcheck $(MODULES)
 
-lint: vet staticcheck
-	@./scripts/deps.sh --all
+lint: tools vet staticcheck
 	@out=$$(git ls-files '*.go' | grep -v '\.pb\.go$$' | xargs gofmt -l); \
 		if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	cd proto && buf lint
