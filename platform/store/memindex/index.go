@@ -55,9 +55,10 @@ type Index struct {
 	clock atomic.Int64 // ticks of column use, for eviction
 }
 
-// maxColumns bounds the attribute columns an index keeps, so that queries
-// naming ever new attributes cannot grow memory without limit.
-const maxColumns = 32
+// maxColumns bounds the attribute columns an index keeps (each costs about
+// 56 bytes per document), so that queries naming ever new attributes cannot
+// grow memory without limit; services query far fewer attributes.
+const maxColumns = 16
 
 // entry is one document as the index keeps it.
 type entry struct {

@@ -197,3 +197,43 @@ func TestQueryAgreesWithModel(t *testing.T) {
 		}
 	}
 }
+
+// TestColumnEviction queries more attributes than the index keeps columns
+// for, interleaved with writes, and checks every answer.
+func TestColumnEviction(t *testing.T) {
+	t.Parallel()
+	ix := New()
+	acl := `"acl":{"owner":{"principal":"::ANON","type":"ROLE"}}`
+	for i := range 50 {
+		put(t, ix, fmt.Sprintf("D/%02d", i), uint64(i+1), fmt.Sprintf(`{"a%d":%d,"n":%d,%s}`, i%(maxColumns+5), i, i%3, acl))
+	}
+	rev := uint64(100)
+	for round := range 3 {
+		for k := range maxColumns + 5 {
+			rev++
+			id := fmt.Sprintf("D/%02d", (round*7+k)%50)
+			put(t, ix, id, rev, fmt.Sprintf(`{"a%d":-1,"n":%d,%s}`, k, (k+1)%3, acl))
+			q := cimi.Query{Filter: &cimi.Logical{Op: cimi.And, Terms: []cimi.Expr{
+				&cimi.Comparison{Attr: cimi.Attribute{Path: []string{fmt.Sprintf("a%d", k)}}, Op: cimi.Lt, Value: cimi.Value{Kind: cimi.Int, Int: 40}},
+				&cimi.Comparison{Attr: cimi.Attribute{Path: []string{"n"}}, Op: cimi.Ne, Value: cimi.Value{Kind: cimi.Int, Int: 2}},
+			}}}
+			got := query(t, ix, q, cimi.Identity{})
+			var want []string
+			for i := range 50 {
+				d, _ := ix.Get(fmt.Sprintf("D/%02d", i))
+				doc, _ := Decode(d.Body)
+				if Match(q.Filter, doc) {
+					want = append(want, d.ID)
+				}
+			}
+			if !slices.Equal(ids(got), want) {
+				t.Fatalf("round %d attribute a%d: got %v, want %v", round, k, ids(got), want)
+			}
+		}
+	}
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	if len(ix.cols) > maxColumns {
+		t.Fatalf("%d columns kept, limit %d", len(ix.cols), maxColumns)
+	}
+}

@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Update", testUpdate},
 		{"UpdateConcurrent", testUpdateConcurrent},
 		{"UpdateError", testUpdateError},
+		{"UpdateHonoursContext", testUpdateContext},
 		{"QueryFilter", testQueryFilter},
 		{"QueryOrderPaging", testQueryOrderPaging},
 		{"QueryACL", testQueryACL},
@@ -399,4 +400,34 @@ func testUpdateError(t *testing.T, s store.Store) {
 		t.Fatalf("failed Update wrote revision %d over %d", d.Revision, rev)
 	}
 	sameJSON(t, d.Body, map[string]any{"id": "Counter/1", "n": 0})
+}
+
+// testUpdateContext makes every attempt of an Update conflict (fn itself
+// writes the document behind its back) and checks that Update stops when
+// its context ends.
+func testUpdateContext(t *testing.T, s store.Store) {
+	c := collection(t, s, "Counter")
+	create(t, c, "Counter/1", map[string]any{"n": 0})
+	ctx, cancel := context.WithTimeout(ctxFor(t), 300*time.Millisecond)
+	defer cancel()
+	calls := 0
+	_, err := c.Update(ctx, "Counter/1", func(cur store.Document) (json.RawMessage, error) {
+		calls++
+		b, err := increment(cur)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := c.Put(ctxFor(t), "Counter/1", b, cur.Revision); err != nil {
+			return nil, err
+		}
+		return b, nil
+	})
+	// Adapters report an ended context in their own words (a client
+	// timeout, a cancellation); what matters is that Update returned.
+	if err == nil || (ctx.Err() == nil && !errors.Is(err, store.ErrConflict)) {
+		t.Fatalf("Update under endless conflicts = %v, want a failure once its context ends", err)
+	}
+	if calls < 2 {
+		t.Fatalf("Update tried %d times, want retries", calls)
+	}
 }
