@@ -3,6 +3,7 @@
 # Debian packages (as root, through apt) and pinned Go tools in bin/tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+all=${1:-}
 
 debs=(protobuf-compiler libvirt-dev pkg-config qemu-utils gcc make git ca-certificates)
 missing=()
@@ -30,10 +31,9 @@ tools=(
 	"google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12 protoc-gen-go"
 	"honnef.co/go/tools/cmd/staticcheck@v0.8.2 staticcheck"
 )
-if [ "${1:-}" = "--all" ]; then
+if [ "$all" = "--all" ]; then
 	tools+=(
 		"github.com/bufbuild/buf/cmd/buf@v1.75.0 buf"
-		"github.com/nats-io/natscli/nats@v0.4.0 nats"
 	)
 fi
 mkdir -p bin/tools
@@ -47,3 +47,10 @@ for t in "${tools[@]}"; do
 	GOBIN="$PWD/bin/tools" GOFLAGS=-mod=mod go install "$1"
 	echo "$1" >"$stamp"
 done
+
+# The proxy refuses natscli's version list, which `go install pkg@version`
+# needs: build it from its own pinned module (tools/nats/go.mod) instead.
+if [ "$all" = "--all" ] && { [ ! -x bin/tools/nats ] || [ tools/nats/go.mod -nt bin/tools/nats ]; }; then
+	echo "deps: building the nats CLI (tools/nats)"
+	(cd tools/nats && GOWORK=off go build -o ../../bin/tools/nats github.com/nats-io/natscli/nats)
+fi
