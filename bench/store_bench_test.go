@@ -62,15 +62,15 @@ func machine(i int, r *rand.Rand) json.RawMessage {
 // openStore opens the Machine collection of a store on a fresh server:
 // over loopback TCP, as services reach a NATS server, or with an
 // in-process connection, as the all-in-one binary may.
-func openStore(b *testing.B, inProcess bool) store.Collection {
+func openStore(b *testing.B, inProcess bool, opts ...embedded.Option) store.Collection {
 	b.Helper()
 	srv := testkit.NATS(b, "")
-	opts := []nats.Option{}
+	var natsOpts []nats.Option
 	url := srv.ClientURL()
 	if inProcess {
-		opts, url = append(opts, nats.InProcessServer(srv)), ""
+		natsOpts, url = append(natsOpts, nats.InProcessServer(srv)), ""
 	}
-	nc, err := nats.Connect(url, opts...)
+	nc, err := nats.Connect(url, natsOpts...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func openStore(b *testing.B, inProcess bool) store.Collection {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s, err := embedded.Open(context.Background(), js, "bench")
+	s, err := embedded.Open(context.Background(), js, "bench", opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -131,18 +131,24 @@ func reportRate(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
 }
 
-// connections are the two ways a service reaches NATS.
+// connections are the ways a service reaches NATS, and the store option
+// for a process that is the only writer of its buckets (the all-in-one).
 var connections = []struct {
 	name      string
 	inProcess bool
-}{{"tcp", false}, {"inprocess", true}}
+	opts      []embedded.Option
+}{
+	{"tcp", false, nil},
+	{"inprocess", true, nil},
+	{"tcp-localreads", false, []embedded.Option{embedded.WithLocalReads()}},
+}
 
 // BenchmarkStoreGet measures Get, one caller at a time and with 16 in
 // flight, as a busy service has.
 func BenchmarkStoreGet(b *testing.B) {
 	for _, conn := range connections {
 		b.Run(conn.name, func(b *testing.B) {
-			c := openStore(b, conn.inProcess)
+			c := openStore(b, conn.inProcess, conn.opts...)
 			ids, _ := load(b, c, 1000)
 			ctx := context.Background()
 			b.Run("serial", func(b *testing.B) {
@@ -177,7 +183,7 @@ func BenchmarkStoreGet(b *testing.B) {
 func BenchmarkStoreUpdate(b *testing.B) {
 	for _, conn := range connections {
 		b.Run(conn.name, func(b *testing.B) {
-			c := openStore(b, conn.inProcess)
+			c := openStore(b, conn.inProcess, conn.opts...)
 			ids, revs := load(b, c, 1000)
 			ctx := context.Background()
 			r := rand.New(rand.NewPCG(1, 1))

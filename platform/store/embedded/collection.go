@@ -22,6 +22,8 @@ type Collection struct {
 	idx     *memindex.Index
 	watcher jetstream.KeyWatcher
 	log     *slog.Logger
+	// localReads answers Get from idx (WithLocalReads).
+	localReads bool
 }
 
 var _ store.Collection = (*Collection)(nil)
@@ -62,11 +64,21 @@ func (c *Collection) apply(e jetstream.KeyValueEntry) {
 	}
 }
 
-// Get returns the stored document; it reads the bucket, not the index, so
-// it sees every write that has completed anywhere.
+// Get returns the stored document. It reads the bucket, so it sees every
+// write that has completed anywhere, unless the store was opened
+// WithLocalReads.
 func (c *Collection) Get(ctx context.Context, id string) (store.Document, error) {
 	if err := store.CheckID(id); err != nil {
 		return store.Document{}, err
+	}
+	if c.localReads {
+		if err := ctx.Err(); err != nil {
+			return store.Document{}, err
+		}
+		if d, ok := c.idx.Get(id); ok {
+			return d, nil
+		}
+		return store.Document{}, fmt.Errorf("get %q: %w", id, store.ErrNotFound)
 	}
 	e, err := c.kv.Get(ctx, encodeKey(id))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {

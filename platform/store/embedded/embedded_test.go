@@ -12,9 +12,20 @@ import (
 
 func TestContract(t *testing.T) {
 	t.Parallel()
-	storetest.Run(t, func(t *testing.T) store.Store {
+	storetest.Run(t, opener())
+}
+
+// TestContractLocalReads runs the suite with Get answered from the index:
+// the suite's stores have a single writer, the case the option is for.
+func TestContractLocalReads(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, opener(embedded.WithLocalReads()))
+}
+
+func opener(opts ...embedded.Option) func(t *testing.T) store.Store {
+	return func(t *testing.T) store.Store {
 		_, js := testkit.JetStream(t)
-		s, err := embedded.Open(context.Background(), js, "test")
+		s, err := embedded.Open(context.Background(), js, "test", opts...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -24,5 +35,5 @@ func TestContract(t *testing.T) {
 			}
 		})
 		return s
-	})
+	}
 }

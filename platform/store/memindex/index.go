@@ -113,6 +113,11 @@ func Decode(body []byte) (map[string]any, error) {
 // here. The index keeps body as given: the caller must not modify it later.
 func (ix *Index) Put(id string, rev uint64, body json.RawMessage, doc map[string]any) error {
 	if doc == nil {
+		// A change feed echoes the writes already applied: skip decoding
+		// what would be ignored.
+		if ix.holds(id, rev) {
+			return nil
+		}
 		var err error
 		if doc, err = Decode(body); err != nil {
 			return fmt.Errorf("index %q: %w", id, err)
@@ -148,6 +153,18 @@ func (ix *Index) Put(id string, rev uint64, body json.RawMessage, doc map[string
 		c.cells[e.slot] = cellOf(lookup(doc, c.path))
 	}
 	return nil
+}
+
+// holds reports whether the index has id at revision rev or later, or saw
+// it deleted at rev or later.
+func (ix *Index) holds(id string, rev uint64) bool {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	if e := ix.byID[id]; e != nil {
+		return e.rev >= rev
+	}
+	gone, ok := ix.gone[id]
+	return ok && gone >= rev
 }
 
 // allocate returns a free slot, growing the slot arrays if needed.
