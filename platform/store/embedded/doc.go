@@ -6,7 +6,12 @@
 // Queries are answered from an in-memory index (memindex) that is loaded
 // when the collection is opened and kept current by a KV watch; the adapter
 // also applies its own successful writes to the index at once, so a query
-// made after a write returns sees it.
+// made after a write returns sees it. Get reads the bucket unless the store
+// is opened WithLocalReads (for a process that is the only writer).
+//
+// Watch is a KV watch of new changes. Because a bucket keeps one revision
+// per key, a watcher that lags may see only the latest of several quick
+// changes to one document; it always sees the latest.
 //
 // KV keys allow only [-/_=.a-zA-Z0-9], so ids are encoded reversibly:
 // letters, digits, '-', '/' and '=' stand for themselves and every other
