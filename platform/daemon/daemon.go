@@ -18,6 +18,7 @@ import (
 	"stratuslab.dev/platform/bus"
 	"stratuslab.dev/platform/config"
 	"stratuslab.dev/platform/store"
+	"stratuslab.dev/platform/store/couchbase"
 	"stratuslab.dev/platform/store/embedded"
 	"stratuslab.dev/platform/telemetry"
 )
@@ -147,7 +148,12 @@ func openStore(ctx context.Context, d *Deps, service string) (store.Store, error
 		return embedded.Open(ctx, d.JetStream, service,
 			embedded.WithLogger(d.Logger))
 	case config.StoreCouchbase:
-		return nil, fmt.Errorf("daemon: %s: COUCHBASE-PENDING", d.Name)
+		return couchbase.Open(ctx, couchbase.Config{
+			ConnStr:  d.Boot.CouchbaseURL,
+			Username: d.Boot.CouchbaseUser,
+			Password: string(d.Boot.CouchbasePassword),
+			Bucket:   d.Boot.CouchbaseBucket,
+		}, d.Conn, service, couchbase.WithLogger(d.Logger))
 	}
 	return nil, fmt.Errorf("daemon: %s: unknown store %q", d.Name, d.Boot.Store)
 }
