@@ -78,7 +78,10 @@ type Collection interface {
 	// Query returns the documents matching q that who may view, ordered and
 	// paged as q says. $select is applied by the caller, not the store.
 	Query(ctx context.Context, q cimi.Query, who cimi.Identity) (Page, error)
-	// Watch streams every change made after it is called until ctx ends.
+	// Watch streams the changes made after it is called until ctx ends. A
+	// watcher that falls behind may see only the latest of several quick
+	// changes to one document, never an older state after a newer one:
+	// re-read the document when the intermediate steps matter.
 	Watch(ctx context.Context) (<-chan Change, error)
 }
 
