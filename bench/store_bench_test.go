@@ -131,8 +131,10 @@ func reportRate(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
 }
 
-// connections are the ways a service reaches NATS, and the store option
-// for a process that is the only writer of its buckets (the all-in-one).
+// connections are the ways a service reaches NATS (over TCP as a
+// standalone service, in process as in the all-in-one), with the default
+// reads from the index and with strict reads, whose Get is a bare KV get:
+// the physical limit of a read that asks the server.
 var connections = []struct {
 	name      string
 	inProcess bool
@@ -140,7 +142,8 @@ var connections = []struct {
 }{
 	{"tcp", false, nil},
 	{"inprocess", true, nil},
-	{"tcp-localreads", false, []embedded.Option{embedded.WithLocalReads()}},
+	{"tcp-strict", false, []embedded.Option{embedded.WithStrictReads()}},
+	{"inprocess-strict", true, []embedded.Option{embedded.WithStrictReads()}},
 }
 
 // BenchmarkStoreGet measures Get, one caller at a time and with 16 in

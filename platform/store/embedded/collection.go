@@ -22,8 +22,8 @@ type Collection struct {
 	idx     *memindex.Index
 	watcher jetstream.KeyWatcher
 	log     *slog.Logger
-	// localReads answers Get from idx (WithLocalReads).
-	localReads bool
+	// strictReads makes Get read the bucket (WithStrictReads).
+	strictReads bool
 }
 
 var _ store.Collection = (*Collection)(nil)
@@ -64,28 +64,36 @@ func (c *Collection) apply(e jetstream.KeyValueEntry) {
 	}
 }
 
-// Get returns the stored document. It reads the bucket, so it sees every
-// write that has completed anywhere, unless the store was opened
-// WithLocalReads.
+// Get returns the stored document from the index, or from the bucket when
+// the index does not hold it or the store was opened WithStrictReads (see
+// there for what a read from the index may miss).
 func (c *Collection) Get(ctx context.Context, id string) (store.Document, error) {
 	if err := store.CheckID(id); err != nil {
 		return store.Document{}, err
 	}
-	if c.localReads {
+	if !c.strictReads {
 		if err := ctx.Err(); err != nil {
 			return store.Document{}, err
 		}
 		if d, ok := c.idx.Get(id); ok {
 			return d, nil
 		}
-		return store.Document{}, fmt.Errorf("get %q: %w", id, store.ErrNotFound)
 	}
+	return c.read(ctx, id)
+}
+
+// read returns the document as the bucket holds it now, and brings the
+// index up to that revision if the watch has not yet.
+func (c *Collection) read(ctx context.Context, id string) (store.Document, error) {
 	e, err := c.kv.Get(ctx, encodeKey(id))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return store.Document{}, fmt.Errorf("get %q: %w", id, store.ErrNotFound)
 	}
 	if err != nil {
 		return store.Document{}, fmt.Errorf("get %q: %w", id, err)
+	}
+	if !c.strictReads {
+		c.index(id, e.Revision(), e.Value(), nil)
 	}
 	return store.Document{ID: id, Revision: e.Revision(), Body: e.Value()}, nil
 }
@@ -150,9 +158,10 @@ func (c *Collection) Delete(ctx context.Context, id string, rev uint64) error {
 }
 
 // mismatch explains a failed revision check: the document is gone
-// (ErrNotFound) or at another revision (ErrConflict).
+// (ErrNotFound) or at another revision (ErrConflict). It asks the bucket,
+// which also refreshes a stale index entry for the caller's retry.
 func (c *Collection) mismatch(ctx context.Context, op, id string) error {
-	_, err := c.Get(ctx, id)
+	_, err := c.read(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("%s %q: %w", op, id, store.ErrNotFound)

@@ -6,8 +6,10 @@
 // Queries are answered from an in-memory index (memindex) that is loaded
 // when the collection is opened and kept current by a KV watch; the adapter
 // also applies its own successful writes to the index at once, so a query
-// made after a write returns sees it. Get reads the bucket unless the store
-// is opened WithLocalReads (for a process that is the only writer).
+// made after a write returns sees it. Get answers from the index too, and
+// from the bucket on a miss or when the store is opened WithStrictReads; a
+// failed revision check refreshes the index entry from the bucket, so that
+// a writer that read a stale copy sees the current one when it retries.
 //
 // Watch is a KV watch of new changes. Because a bucket keeps one revision
 // per key, a watcher that lags may see only the latest of several quick

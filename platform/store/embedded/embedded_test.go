@@ -15,11 +15,11 @@ func TestContract(t *testing.T) {
 	storetest.Run(t, opener())
 }
 
-// TestContractLocalReads runs the suite with Get answered from the index:
-// the suite's stores have a single writer, the case the option is for.
-func TestContractLocalReads(t *testing.T) {
+// TestContractStrictReads runs the suite with every Get read from the
+// bucket.
+func TestContractStrictReads(t *testing.T) {
 	t.Parallel()
-	storetest.Run(t, opener(embedded.WithLocalReads()))
+	storetest.Run(t, opener(embedded.WithStrictReads()))
 }
 
 func opener(opts ...embedded.Option) func(t *testing.T) store.Store {

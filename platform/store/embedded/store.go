@@ -20,7 +20,7 @@ type Option func(*options)
 type options struct {
 	replicas   int
 	logger     *slog.Logger
-	localReads bool
+	strictReads bool
 }
 
 // WithReplicas sets how many copies of each bucket a NATS cluster keeps
@@ -29,15 +29,17 @@ func WithReplicas(n int) Option {
 	return func(o *options) { o.replicas = max(n, 1) }
 }
 
-// WithLocalReads makes Get answer from the in-memory index instead of a
-// round trip to the bucket: about a hundred times faster. It is exact only
-// for a process that is the sole writer of the service's buckets, such as
-// the all-in-one binary, since the adapter indexes its own writes before
-// they return. Where other processes write too, a Get may miss their
-// latest writes for the time the watch takes to deliver them (usually well
-// under a millisecond); revision checks still catch it, and Update retries.
-func WithLocalReads() Option {
-	return func(o *options) { o.localReads = true }
+// WithStrictReads makes every Get a round trip to the bucket, so that it
+// sees other processes' writes the moment they complete. By default Get
+// answers from the in-memory index (about a hundred times faster), as a
+// controller reads from its informer cache: a document this process wrote
+// or another process created is always found (a miss is checked against
+// the bucket), but another process's latest change to a document may reach
+// the index up to the watch delay later — usually well under a millisecond.
+// Revision checks catch such a stale read: Put and Delete fail with
+// ErrConflict and refresh the index entry, and Update retries with it.
+func WithStrictReads() Option {
+	return func(o *options) { o.strictReads = true }
 }
 
 // WithLogger sets where the store reports entries it cannot index (written
@@ -114,7 +116,7 @@ func (s *Store) open(ctx context.Context, kind string) (*Collection, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded store: bucket %s: %w", name, err)
 	}
-	c := &Collection{kind: kind, kv: kv, idx: memindex.New(), localReads: s.opts.localReads, log: s.opts.logger.With("bucket", name)}
+	c := &Collection{kind: kind, kv: kv, idx: memindex.New(), strictReads: s.opts.strictReads, log: s.opts.logger.With("bucket", name)}
 	// The watch outlives this call, so it must not end with ctx.
 	w, err := kv.WatchAll(context.WithoutCancel(ctx))
 	if err != nil {
