@@ -217,6 +217,11 @@ func (c *Collection) Watch(ctx context.Context) (<-chan store.Change, error) {
 			if e == nil {
 				continue
 			}
+			// The index must be at least as new as anything a watcher
+			// has been told, or a watcher re-reading the document on a
+			// change could get the copy it replaces. Applying an entry
+			// the index watcher also applies is a no-op.
+			c.apply(e)
 			ch, ok := c.change(e)
 			if !ok {
 				continue

@@ -18,8 +18,8 @@ import (
 type Option func(*options)
 
 type options struct {
-	replicas   int
-	logger     *slog.Logger
+	replicas    int
+	logger      *slog.Logger
 	strictReads bool
 }
 

@@ -34,6 +34,30 @@ func TestTwoWriters(t *testing.T) {
 	}
 	a, b := open(), open()
 	const id = "Counter/1"
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	changes, err := b.Watch(wctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make(chan error, 1)
+	go func() {
+		// Whatever a watcher is told, a Get right after shows at least.
+		for ch := range changes {
+			if ch.Kind != store.Put {
+				continue
+			}
+			d, err := b.Get(ctx, ch.Document.ID)
+			if err == nil && d.Revision < ch.Document.Revision {
+				err = fmt.Errorf("watch told revision %d, then Get returned %d", ch.Document.Revision, d.Revision)
+			}
+			if err != nil {
+				seen <- err
+				return
+			}
+		}
+		seen <- nil
+	}()
 
 	if _, err := a.Create(ctx, id, json.RawMessage(`{"n":0}`)); err != nil {
 		t.Fatal(err)
@@ -77,6 +101,10 @@ func TestTwoWriters(t *testing.T) {
 		if err := <-errc; err != nil {
 			t.Fatal(err)
 		}
+	}
+	stopWatch()
+	if err := <-seen; err != nil {
+		t.Error(err)
 	}
 	// A strict reader sees the last write whatever the watch delays.
 	final, err := open(embedded.WithStrictReads()).Get(ctx, id)
