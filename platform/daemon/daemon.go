@@ -291,3 +291,22 @@ func mainErr(ctx context.Context, name string, build func(*Deps) (Runner, error)
 	d.Logger.Info("service started", "admin", "http://"+d.Admin.Addr())
 	return d.Run(ctx, svc)
 }
+
+// Announcement keeps a service discoverable on the bus (nats micro ls,
+// $SRV.PING) and answering health checks, with no endpoints of its own:
+// what a service runs until it has behaviour.
+type Announcement struct {
+	deps *Deps
+	desc string
+}
+
+// Announce returns the announcement of the service of deps, described for
+// people by description.
+func Announce(deps *Deps, description string) *Announcement {
+	return &Announcement{deps: deps, desc: description}
+}
+
+// Run serves the announcement until ctx ends.
+func (a *Announcement) Run(ctx context.Context) error {
+	return a.deps.Bus.Serve(ctx, bus.ServiceInfo{Name: a.deps.Name, Version: Version, Description: a.desc})
+}

@@ -3,32 +3,17 @@
 // from the shared dependencies and Run serves until the context ends.
 package marketplace
 
-import (
-	"context"
-
-	"stratuslab.dev/platform/bus"
-	"stratuslab.dev/platform/daemon"
-)
+import "stratuslab.dev/platform/daemon"
 
 // Name is the service's name on the bus and in the store.
 const Name = "marketplace"
 
-// Service is the marketplace service.
+// Service is the marketplace service; Run (from the announcement) serves it.
 type Service struct {
-	deps *daemon.Deps
+	*daemon.Announcement
 }
 
 // New returns the service built on deps.
 func New(deps *daemon.Deps) *Service {
-	return &Service{deps: deps}
-}
-
-// Run makes the service discoverable on the bus (nats micro ls) until ctx
-// ends.
-func (s *Service) Run(ctx context.Context) error {
-	return s.deps.Bus.Serve(ctx, bus.ServiceInfo{
-		Name:        Name,
-		Version:     daemon.Version,
-		Description: "appliance registry: signed metadata, search, image tags",
-	})
+	return &Service{daemon.Announce(deps, "appliance registry: signed metadata, search, image tags")}
 }

@@ -3,32 +3,17 @@
 // from the shared dependencies and Run serves until the context ends.
 package vmctl
 
-import (
-	"context"
-
-	"stratuslab.dev/platform/bus"
-	"stratuslab.dev/platform/daemon"
-)
+import "stratuslab.dev/platform/daemon"
 
 // Name is the service's name on the bus and in the store.
 const Name = "vmctl"
 
-// Service is the vmctl service.
+// Service is the vmctl service; Run (from the announcement) serves it.
 type Service struct {
-	deps *daemon.Deps
+	*daemon.Announcement
 }
 
 // New returns the service built on deps.
 func New(deps *daemon.Deps) *Service {
-	return &Service{deps: deps}
-}
-
-// Run makes the service discoverable on the bus (nats micro ls) until ctx
-// ends.
-func (s *Service) Run(ctx context.Context) error {
-	return s.deps.Bus.Serve(ctx, bus.ServiceInfo{
-		Name:        Name,
-		Version:     daemon.Version,
-		Description: "VM controller: machines, machine types, hosts, addresses",
-	})
+	return &Service{daemon.Announce(deps, "VM controller: machines, machine types, hosts, addresses")}
 }
