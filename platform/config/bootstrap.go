@@ -15,6 +15,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Store kinds.
@@ -354,6 +355,10 @@ func (l loader) resolve(all []setting, path string, data []byte, fset *flag.Flag
 		// Stray spaces around environment values and flags are a common
 		// slip; no setting has meaningful ones, nor control characters.
 		v.v = strings.TrimSpace(v.v)
+		if !utf8.ValidString(v.v) {
+			problems = append(problems, l.problem(s, v, "must be valid UTF-8 text"))
+			continue
+		}
 		if strings.ContainsFunc(v.v, unicode.IsControl) {
 			problems = append(problems, l.problem(s, v, "must not contain control characters"))
 			continue
