@@ -23,7 +23,8 @@ deps:
 tools:
 	@./scripts/deps.sh --all
 
-build: deps
+build:
+	@./scripts/deps.sh --debs
 	@mkdir -p bin
 	go build -o bin/ $(BINARIES)
 

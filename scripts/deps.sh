@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building and testing need, and only what is missing:
 # Debian packages (as root, through apt) and pinned Go tools in bin/tools.
+#
+#   scripts/deps.sh          Debian packages and the tools tests need
+#   scripts/deps.sh --debs   Debian packages only (enough to build and run)
+#   scripts/deps.sh --all    also buf and the nats CLI
 set -euo pipefail
 cd "$(dirname "$0")/.."
 all=${1:-}
@@ -24,6 +28,10 @@ export PATH="/usr/local/go/bin:$PATH"
 if ! command -v go >/dev/null; then
 	echo "deps: Go is not installed; install Go 1.26 (https://go.dev/doc/install) at /usr/local/go" >&2
 	exit 1
+fi
+
+if [ "$all" = "--debs" ]; then
+	exit 0
 fi
 
 # Pinned tools, built from the module proxy into bin/tools.
