@@ -68,3 +68,17 @@ func pause(ctx context.Context, attempt int) error {
 		return nil
 	}
 }
+
+// ExplainMismatch turns a failed revision check of op on id into the error
+// callers test for, from what reading the document right after returned
+// (readErr): ErrNotFound when it is gone, ErrConflict when it is at another
+// revision, the read's own error otherwise.
+func ExplainMismatch(op, id string, readErr error) error {
+	switch {
+	case readErr == nil:
+		return fmt.Errorf("%s %q: %w", op, id, ErrConflict)
+	case errors.Is(readErr, ErrNotFound):
+		return fmt.Errorf("%s %q: %w", op, id, ErrNotFound)
+	}
+	return fmt.Errorf("%s %q: revision check failed, then: %w", op, id, readErr)
+}

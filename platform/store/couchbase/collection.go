@@ -100,13 +100,7 @@ func (c *Collection) Delete(ctx context.Context, id string, rev uint64) error {
 // (ErrNotFound) or at another revision (ErrConflict).
 func (c *Collection) mismatch(ctx context.Context, op, id string) error {
 	_, err := c.Get(ctx, id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return fmt.Errorf("%s %q: %w", op, id, store.ErrNotFound)
-	case err != nil:
-		return fmt.Errorf("%s %q: %w", op, id, err)
-	}
-	return fmt.Errorf("%s %q: %w", op, id, store.ErrConflict)
+	return store.ExplainMismatch(op, id, err)
 }
 
 // mapErr adds the store error matching a Couchbase error.

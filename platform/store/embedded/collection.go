@@ -162,13 +162,7 @@ func (c *Collection) Delete(ctx context.Context, id string, rev uint64) error {
 // which also refreshes a stale index entry for the caller's retry.
 func (c *Collection) mismatch(ctx context.Context, op, id string) error {
 	_, err := c.read(ctx, id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return fmt.Errorf("%s %q: %w", op, id, store.ErrNotFound)
-	case err != nil:
-		return fmt.Errorf("%s %q: revision check failed, then: %w", op, id, err)
-	}
-	return fmt.Errorf("%s %q: %w", op, id, store.ErrConflict)
+	return store.ExplainMismatch(op, id, err)
 }
 
 // index applies a write this process made, so that its own queries see it
