@@ -12,7 +12,7 @@ LISTEN ?= 127.0.0.1:8080
 FUZZTIME ?= 60s
 TEST_FLAGS ?= -race -timeout 15m
 
-.PHONY: all deps tools build run test vet staticcheck lint proto bench fuzz clean
+.PHONY: all deps tools build run test vet staticcheck lint proto bench fuzz compose-check clean
 
 all: build
 
@@ -32,9 +32,13 @@ build:
 run: build
 	bin/stratuslab --data-dir "$(DATA_DIR)" --listen "$(LISTEN)"
 
-## test: vet, staticcheck and the race-enabled test suite of every module.
-test: deps vet staticcheck
+## test: vet, staticcheck, the compose file and the race-enabled test suite of every module.
+test: deps vet staticcheck compose-check
 	go test $(TEST_FLAGS) $(MODULES)
+
+## compose-check: the multi-container stack's file is valid (no engine needed).
+compose-check: deps
+	docker-compose -f deploy/compose/compose.yaml config -q
 
 vet:
 	go vet $(MODULES)

@@ -10,6 +10,9 @@ cd "$(dirname "$0")/.."
 all=${1:-}
 
 debs=(protobuf-compiler libvirt-dev pkg-config qemu-utils gcc make git ca-certificates)
+if [ "$all" != "--debs" ]; then
+	debs+=(docker-compose) # make compose-check validates deploy/compose without an engine
+fi
 missing=()
 for p in "${debs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
