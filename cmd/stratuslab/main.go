@@ -85,6 +85,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	defer tel.Shutdown(context.WithoutCancel(ctx))
 	log := tel.Logger
 
+	// Another cloud on this host may hold the default ports: then the
+	// defaults give way to free ones, shown in the banner, so that
+	// --data-dir and --listen are all a second cloud needs.
+	boot.NATSListen = giveWay(boot.NATSListen, defaultNATSListen, log)
+	if base, _ := adminAddr(boot.AdminListen, 0); base == defaultAdminListen() && !adminPortsFree(boot.AdminListen, len(components())) {
+		log.Info("default admin ports in use; the services take free ones", "default", base)
+		boot.AdminListen = "127.0.0.1:0"
+	}
 	srv, err := bus.StartServer(ctx, natsOptions(boot, log))
 	if err != nil {
 		return err
@@ -134,6 +142,46 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	err = daemon.Group(ctx, fns...)
 	log.Info("services stopped", "uptime", time.Since(started).Round(time.Second).String())
 	return err
+}
+
+// defaultNATSListen is the embedded server's default client address.
+const defaultNATSListen = "127.0.0.1:4222"
+
+func defaultAdminListen() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(config.AdminPort(name)))
+}
+
+// giveWay returns addr, or a free port on the same host when addr is the
+// default and already taken.
+func giveWay(addr, def string, log *slog.Logger) string {
+	if addr != def || portFree(addr) {
+		return addr
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	free := net.JoinHostPort(host, "0")
+	log.Info("default address in use; taking a free port", "default", addr)
+	return free
+}
+
+// adminPortsFree reports whether the n service admin ports after base are
+// free.
+func adminPortsFree(base string, n int) bool {
+	for i := 1; i <= n; i++ {
+		addr, err := adminAddr(base, i)
+		if err != nil || !portFree(addr) {
+			return false
+		}
+	}
+	return true
+}
+
+func portFree(addr string) bool {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
 }
 
 func natsOptions(boot config.Bootstrap, log *slog.Logger) bus.ServerOptions {

@@ -90,13 +90,17 @@ func newCloud(t testing.TB) *cloud {
 
 func (c *cloud) natsURL() string { return "nats://" + c.natsAddr }
 
-// start runs the process and waits for its banner.
-func (c *cloud) start() {
+// start runs the process and waits for its banner; edit, when given,
+// changes the command first.
+func (c *cloud) start(edit ...func(*exec.Cmd)) {
 	c.t.Helper()
 	c.cmd = exec.Command(binary,
 		"--data-dir", c.dataDir, "--listen", c.listen,
 		"--nats-listen", c.natsAddr, "--admin-listen", "127.0.0.1:0",
 		"--config", os.DevNull)
+	for _, e := range edit {
+		e(c.cmd)
+	}
 	c.stderr = &lockedBuffer{}
 	c.cmd.Stderr = c.stderr
 	stdout, err := c.cmd.StdoutPipe()
@@ -143,6 +147,8 @@ func (c *cloud) readBanner(r io.Reader) error {
 			return nil
 		case len(f) == 3 && f[0] == "CIMI" && f[1] == "endpoint":
 			c.endpoint = f[2]
+		case len(f) >= 2 && f[0] == "NATS":
+			c.natsAddr = strings.TrimPrefix(f[1], "nats://")
 		case len(f) == 1 && f[0] == "health":
 			inHealth = true
 		case inHealth && len(f) == 2:
