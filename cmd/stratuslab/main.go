@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -217,7 +218,8 @@ func printBanner(w io.Writer, boot config.Bootstrap, natsURL string, comps []*co
 	fmt.Fprintf(w, "StratusLab %s is running (Ctrl-C stops it).\n\n", daemon.Version)
 	fmt.Fprintf(w, "  CIMI endpoint   %s\n", endpoint)
 	fmt.Fprintf(w, "  try             curl -s %s\n", endpoint)
-	fmt.Fprintf(w, "  log in          not yet: user accounts and login come with the authn service;\n")
+	fmt.Fprintf(w, "  administrator   user admin, first password in %s\n", filepath.Join(boot.DataDir, authn.PasswordFile))
+	fmt.Fprintf(w, "  log in          not yet over HTTP: login comes with the gateway's authentication;\n")
 	fmt.Fprintf(w, "                  until then every request is anonymous and read-only\n")
 	if boot.NATSListen != "" {
 		fmt.Fprintf(w, "  NATS            %s   (nats --server %s micro ls)\n", natsURL, natsURL)

@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -33,9 +35,7 @@ func TestAllInOne(t *testing.T) {
 		t.Fatalf("entry point %v", cep)
 	}
 
-	if got := discover(t, c.natsURL()); !slices.Equal(got, services) {
-		t.Errorf("services answering $SRV.PING: %v, want %v", got, services)
-	}
+	waitServices(t, c.natsURL(), services)
 	for _, s := range services {
 		url, ok := c.health[s]
 		if !ok {
@@ -53,10 +53,21 @@ func TestAllInOne(t *testing.T) {
 		}
 	}
 
+	password := adminPassword(t, c)
+	if !strings.Contains(c.stderr.String(), "User/admin entry created; initial password is "+password) {
+		t.Errorf("the log does not give the administrator's first password")
+	}
+
 	if err := c.stop(); err != nil {
 		t.Fatalf("SIGTERM: %v\nstderr:\n%s", err, c.stderr)
 	}
 	c.start()
+	if again := adminPassword(t, c); again != password {
+		t.Errorf("the administrator password changed across a restart")
+	}
+	if strings.Contains(c.stderr.String(), "initial password") {
+		t.Errorf("a restart created the administrator again")
+	}
 	again, err := sdk.New(strings.TrimSuffix(c.endpoint, "/cimi/cloudEntryPoint")).CloudEntryPoint(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -67,6 +78,41 @@ func TestAllInOne(t *testing.T) {
 	if err := c.stop(); err != nil {
 		t.Fatalf("SIGTERM: %v", err)
 	}
+}
+
+// adminPassword waits for the first start's password file and checks that
+// only its owner may read it.
+func adminPassword(t *testing.T, c *cloud) string {
+	t.Helper()
+	path := filepath.Join(c.dataDir, "admin-password")
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		fi, err := os.Stat(path)
+		if err != nil || fi.Size() == 0 {
+			continue
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", path, fi.Mode().Perm())
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	t.Fatalf("no %s after 30s\n%s", path, c.stderr)
+	return ""
+}
+
+// waitServices waits until exactly the services want answer a ping.
+func waitServices(t *testing.T, url string, want []string) {
+	t.Helper()
+	var got []string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if got = discover(t, url); slices.Equal(got, want) {
+			return
+		}
+	}
+	t.Errorf("services answering $SRV.PING: %v, want %v", got, want)
 }
 
 // discover asks the bus which micro services answer a ping, as

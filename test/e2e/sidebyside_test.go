@@ -3,7 +3,6 @@ package e2e
 import (
 	"os"
 	"os/exec"
-	"slices"
 	"testing"
 )
 
@@ -20,9 +19,7 @@ func TestSideBySide(t *testing.T) {
 		clouds = append(clouds, c)
 	}
 	for i, c := range clouds {
-		if got := discover(t, c.natsURL()); !slices.Equal(got, services) {
-			t.Errorf("cloud %d: services on its bus: %v, want %v", i, got, services)
-		}
+		waitServices(t, c.natsURL(), services)
 		for _, s := range services {
 			if status, body := get(t.Context(), t, c.health[s]); status != 200 {
 				t.Errorf("cloud %d: %s: %d %s", i, s, status, body)

@@ -3,7 +3,6 @@ package e2e
 import (
 	"os"
 	"os/exec"
-	"slices"
 	"testing"
 	"time"
 )
@@ -29,17 +28,9 @@ func TestStandaloneReplica(t *testing.T) {
 		}
 	}()
 
-	want := []string{"authn", "cimi", "marketplace", "pdisk", "pdisk", "registration", "vmctl"}
-	deadline := time.Now().Add(30 * time.Second)
-	var got []string
-	for time.Now().Before(deadline) {
-		if got = discover(t, c.natsURL()); slices.Equal(got, want) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if !slices.Equal(got, want) {
-		t.Fatalf("services on the bus: %v, want %v\npdisk stderr:\n%s", got, want, stderr)
+	waitServices(t, c.natsURL(), []string{"authn", "cimi", "marketplace", "pdisk", "pdisk", "registration", "vmctl"})
+	if t.Failed() {
+		t.Fatalf("pdisk stderr:\n%s", stderr)
 	}
 	_ = cmd.Process.Signal(os.Interrupt)
 	select {
