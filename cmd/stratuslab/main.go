@@ -37,7 +37,7 @@ const name = "stratuslab"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+	if err := daemon.Stopped(ctx, run(ctx, os.Args[1:], os.Stdout)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return
 		}

@@ -233,9 +233,19 @@ func (d *Deps) Run(ctx context.Context, svc Runner) error {
 		return err
 	}
 	if err := common.Load(ctx); err != nil {
-		return err
+		return Stopped(ctx, err)
 	}
-	return Group(ctx, svc.Run, d.Admin.Run, common.Run)
+	return Stopped(ctx, Group(ctx, svc.Run, d.Admin.Run, common.Run))
+}
+
+// Stopped returns nil for an error caused by ctx ending, and err otherwise:
+// a stop requested while a service is still starting cancels whatever it
+// was waiting for, and that is a clean stop, not a failure.
+func Stopped(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
 }
 
 // Group runs every fn at once. When one returns an error, or ctx ends, the
@@ -265,7 +275,7 @@ func Group(ctx context.Context, fns ...func(context.Context) error) error {
 func Main(name string, build func(*Deps) (Runner, error)) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := mainErr(ctx, name, build); err != nil {
+	if err := Stopped(ctx, mainErr(ctx, name, build)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
 		}

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -65,5 +66,32 @@ func TestCommonValidate(t *testing.T) {
 		if err := (Common{LogLevel: tt.level}).Validate(); (err == nil) != tt.ok {
 			t.Errorf("Validate(%q) = %v", tt.level, err)
 		}
+	}
+}
+
+func TestStopped(t *testing.T) {
+	t.Parallel()
+	boom := errors.New("boom")
+	live := context.Background()
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	tests := []struct {
+		name string
+		ctx  context.Context
+		err  error
+		want error
+	}{
+		{"no error", live, nil, nil},
+		{"cancelled while running is a failure", live, context.Canceled, context.Canceled},
+		{"cancelled by the stop is clean", ended, fmt.Errorf("cimi: open: %w", context.Canceled), nil},
+		{"a real error during the stop stays", ended, boom, boom},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := Stopped(tt.ctx, tt.err); !errors.Is(got, tt.want) && got != tt.want {
+				t.Errorf("Stopped = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

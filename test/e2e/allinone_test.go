@@ -76,7 +76,7 @@ func TestAllInOne(t *testing.T) {
 		t.Errorf("the cloud was created at %v, after a restart at %v", cep["created"], again["created"])
 	}
 	if err := c.stop(); err != nil {
-		t.Fatalf("SIGTERM: %v", err)
+		t.Fatalf("SIGTERM: %v\nstderr:\n%s", err, c.stderr)
 	}
 }
 
@@ -146,4 +146,17 @@ func discover(t *testing.T, url string) []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// TestStopWhileStarting stops the cloud as soon as its banner appears,
+// while the services may still be loading their settings: a requested
+// stop is a clean exit whatever the services were doing.
+func TestStopWhileStarting(t *testing.T) {
+	c := newCloud(t)
+	for range 4 {
+		c.start()
+		if err := c.stop(); err != nil {
+			t.Fatalf("SIGTERM right after start: %v\nstderr:\n%s", err, c.stderr)
+		}
+	}
 }
