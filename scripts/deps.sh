@@ -12,6 +12,8 @@ all=${1:-}
 debs=(protobuf-compiler libvirt-dev pkg-config qemu-utils gcc make git ca-certificates)
 if [ "$all" != "--debs" ]; then
 	debs+=(docker-compose) # make compose-check validates deploy/compose without an engine
+	debs+=(slapd ldap-utils) # a throwaway LDAP server per authn test
+	debs+=(chromium)       # the web UI tests drive a real headless browser
 fi
 missing=()
 for p in "${debs[@]}"; do

@@ -392,7 +392,7 @@ func (b *Bus) complete(ctx context.Context, cmd *Command, res Result) error {
 			ev.Affected[i] = &commonv1.ResourceRef{Id: id}
 		}
 	}
-	return b.publishEvent(ctx, terminalSubject(cmd.subject, outcomeCompleted), ev, b.terminalID(cmd), cmd.JobID())
+	return b.publishEvent(ctx, terminalSubject(cmd.subject, outcomeCompleted), ev, b.terminalID(cmd), cmd.meta)
 }
 
 // fail publishes the …_failed event of cmd.
@@ -405,7 +405,7 @@ func (b *Bus) fail(ctx context.Context, cmd *Command, err error) error {
 		Deliveries:     uint32(cmd.deliveries),
 		FailedAt:       timestamppb.Now(),
 	}
-	return b.publishEvent(ctx, terminalSubject(cmd.subject, outcomeFailed), ev, b.terminalID(cmd), cmd.JobID())
+	return b.publishEvent(ctx, terminalSubject(cmd.subject, outcomeFailed), ev, b.terminalID(cmd), cmd.meta)
 }
 
 // terminalID is the Nats-Msg-Id of cmd's terminal event; none for a command

@@ -77,11 +77,7 @@ func (b *Bus) Publish(ctx context.Context, subject string, event proto.Message, 
 	if span.IsRecording() {
 		span.SetAttributes(messagingAttrs(subject, "publish")...)
 	}
-	jobID := ""
-	if m := MetaFrom(ctx); m != nil {
-		jobID = m.GetJobId()
-	}
-	if err := b.publishEvent(ctx, subject, event, msgID, jobID); err != nil {
+	if err := b.publishEvent(ctx, subject, event, msgID, MetaFrom(ctx)); err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		return err
 	}
@@ -89,16 +85,21 @@ func (b *Bus) Publish(ctx context.Context, subject string, event proto.Message, 
 }
 
 // publishEvent encodes and stores one event; ctx carries the span the
-// trace context is taken from.
-func (b *Bus) publishEvent(ctx context.Context, subject string, event proto.Message, msgID, jobID string) error {
+// trace context is taken from. meta, when not nil, is the command the event
+// comes from: the event carries its job and its actor, so that subscribers
+// (the audit trail) know whose work it records.
+func (b *Bus) publishEvent(ctx context.Context, subject string, event proto.Message, msgID string, meta *commonv1.Meta) error {
 	data, err := proto.Marshal(event)
 	if err != nil {
 		return fmt.Errorf("bus: publish %s: encode event: %w", subject, err)
 	}
-	hv := newHeader(3)
+	hv := newHeader(4)
 	hv.set(nats.MsgIdHdr, msgID)
 	hv.set(HeaderType, string(event.ProtoReflect().Descriptor().FullName()))
-	hv.set(HeaderJob, jobID)
+	hv.set(HeaderJob, meta.GetJobId())
+	if a := meta.GetActor(); a != nil {
+		hv.set(HeaderActor, encodeActor(a))
+	}
 	b.inject(ctx, hv.h)
 	if err := b.store(ctx, &nats.Msg{Subject: subject, Header: hv.h, Data: data}); err != nil {
 		return fmt.Errorf("bus: publish %s: %w", subject, err)

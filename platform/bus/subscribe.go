@@ -11,6 +11,8 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
+
+	commonv1 "stratuslab.dev/proto/stratus/common/v1"
 )
 
 // SubscribeSpec describes how to follow the EVENTS stream.
@@ -51,10 +53,21 @@ type Event struct {
 	typ        string
 	id         string
 	jobID      string
+	actor      string // the Stratus-Actor header, decoded on demand
 	data       []byte
 	seq        uint64
 	stored     time.Time
 	deliveries int
+}
+
+// Actor returns the identity of the command the event comes from, nil when
+// the event is the system's own (or its header cannot be read).
+func (e *Event) Actor() *commonv1.Actor {
+	a, err := decodeActor(e.actor)
+	if err != nil {
+		return nil
+	}
+	return a
 }
 
 // Subject returns the subject the event was published on.
@@ -200,7 +213,7 @@ func (b *Bus) follow(ctx context.Context, cons jetstream.Consumer, spec Subscrib
 func (b *Bus) receive(ctx context.Context, spec SubscribeSpec, msg jetstream.Msg, handler EventHandler) {
 	h := msg.Headers()
 	ev := &Event{subject: msg.Subject(), typ: h.Get(HeaderType), id: h.Get(nats.MsgIdHdr),
-		jobID: h.Get(HeaderJob), data: msg.Data(), deliveries: 1}
+		jobID: h.Get(HeaderJob), actor: h.Get(HeaderActor), data: msg.Data(), deliveries: 1}
 	if md, err := msg.Metadata(); err == nil {
 		ev.seq, ev.stored, ev.deliveries = md.Sequence.Stream, md.Timestamp, int(md.NumDelivered)
 	}

@@ -19,6 +19,7 @@ const (
 	TooLarge             Code = "too_large"
 	UnsupportedMediaType Code = "unsupported_media_type"
 	QuotaExceeded        Code = "quota_exceeded"
+	TooManyRequests      Code = "too_many_requests"
 	Unavailable          Code = "unavailable"
 	Timeout              Code = "timeout"
 	Internal             Code = "internal"
@@ -53,6 +54,7 @@ var registry = [...]Info{
 	{TooLarge, http.StatusRequestEntityTooLarge, "The request body is larger than the server accepts."},
 	{UnsupportedMediaType, http.StatusUnsupportedMediaType, "The request body has a content type the server does not accept."},
 	{QuotaExceeded, http.StatusForbidden, "The request would exceed your quota: delete resources or ask an administrator to raise it."},
+	{TooManyRequests, http.StatusTooManyRequests, "Too many failed attempts: wait a little before trying again."},
 	{Unavailable, http.StatusServiceUnavailable, "A service needed for this request is unavailable: retry later."},
 	{Timeout, http.StatusGatewayTimeout, "The request did not complete in time: retry later."},
 	{Internal, http.StatusInternalServerError, "An internal error occurred: the administrators can find details in the logs."},

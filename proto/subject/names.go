@@ -103,3 +103,43 @@ const (
 	EvtServiceConfigChanged  = "evt.cimi.service_config.changed"  // ServiceConfigurationChanged
 	EvtServiceConfigDeleted  = "evt.cimi.service_config.deleted"  // ServiceConfigurationDeleted
 )
+
+// The generic CIMI resource protocol (stratus.cimi.v1, resource.proto):
+// query operations every owner of CIMI resources serves, the verbs of its
+// write commands and the events that follow a write.
+const (
+	OpCimiGet   = "cimi_get"   // GetResourceRequest -> ResourceDocument
+	OpCimiQuery = "cimi_query" // QueryResourcesRequest -> ResourceDocuments
+
+	VerbCimiCreate = "cimi_create" // ResourceCommand
+	VerbCimiEdit   = "cimi_edit"   // ResourceCommand
+	VerbCimiDelete = "cimi_delete" // ResourceCommand
+	// VerbCimiActionPrefix starts the verb of an action, e.g. "cimi_start".
+	VerbCimiActionPrefix = "cimi_"
+
+	EventCreated = "created" // ResourceChanged
+	EventUpdated = "updated" // ResourceChanged
+	EventDeleted = "deleted" // ResourceChanged
+)
+
+// Resource tokens of the kinds owned by cimi and authn.
+const (
+	ResourceUser  = "user"
+	ResourceJob   = "job"
+	ResourceEvent = "event"
+)
+
+// authn queries (stratus.authn.v1).
+const (
+	SvcAuthnLogin       = "svc.authn.login"       // LoginRequest -> LoginResponse
+	SvcAuthnLogout      = "svc.authn.logout"      // LogoutRequest -> LogoutResponse
+	SvcAuthnKeys        = "svc.authn.keys"        // KeysRequest -> KeysResponse
+	SvcAuthnRevocations = "svc.authn.revocations" // RevocationsRequest -> RevocationsResponse
+)
+
+// authn events (stratus.authn.v1).
+const (
+	EvtAuthnSessionRevoked      = "evt.authn.session.revoked"       // SessionRevoked
+	EvtAuthnUserSessionsRevoked = "evt.authn.user.sessions_revoked" // UserSessionsRevoked
+	EvtAuthnKeysRotated         = "evt.authn.keys.rotated"          // KeysResponse (the new key set)
+)

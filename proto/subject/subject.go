@@ -166,3 +166,39 @@ func HostID(hostname string) string {
 	}
 	return string(b)
 }
+
+// CimiQuery returns the subject of a generic CIMI read served by service,
+// e.g. CimiQuery("authn", OpCimiGet) is "svc.authn.cimi_get".
+func CimiQuery(service, op string) string {
+	return Query(service, op)
+}
+
+// CimiCommand returns the subject of a generic CIMI write, e.g.
+// CimiCommand("cimi", "service_message", VerbCimiCreate) is
+// "cmd.cimi.service_message.cimi_create".
+func CimiCommand(service, resource, verb string) string {
+	return Command(service, resource, verb)
+}
+
+// CimiAction returns the verb of a CIMI action, e.g. "start" gives
+// "cimi_start".
+func CimiAction(action string) string {
+	return VerbCimiActionPrefix + action
+}
+
+// ResourceToken returns the subject token of a CIMI kind: its name in
+// snake case, e.g. "ServiceMessage" gives "service_message".
+func ResourceToken(kind string) string {
+	var b strings.Builder
+	for i := 0; i < len(kind); i++ {
+		c := kind[i]
+		if c >= 'A' && c <= 'Z' {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			c += 'a' - 'A'
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}

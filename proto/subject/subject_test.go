@@ -274,3 +274,20 @@ func matches(filter, s string) bool {
 	}
 	return len(f) == len(t)
 }
+
+func TestResourceToken(t *testing.T) {
+	t.Parallel()
+	for kind, want := range map[string]string{
+		"ServiceMessage":       "service_message",
+		"User":                 "user",
+		"ServiceConfiguration": "service_configuration",
+		"Job":                  "job",
+	} {
+		if got := subject.ResourceToken(kind); got != want {
+			t.Errorf("ResourceToken(%q) = %q, want %q", kind, got, want)
+		}
+	}
+	if got := subject.CimiCommand(subject.Cimi, subject.ResourceToken("ServiceMessage"), subject.VerbCimiCreate); got != "cmd.cimi.service_message.cimi_create" {
+		t.Errorf("CimiCommand = %q", got)
+	}
+}
