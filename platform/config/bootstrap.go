@@ -24,6 +24,13 @@ const (
 	StoreCouchbase = "couchbase"
 )
 
+// Values of Bootstrap.TLS.
+const (
+	TLSAuto = "auto"
+	TLSOn   = "on"
+	TLSOff  = "off"
+)
+
 // DefaultConfigFile is read when neither --config nor STRATUSLAB_CONFIG names
 // a file, if it exists.
 const DefaultConfigFile = "/etc/stratuslab/stratuslab.cfg"
@@ -39,6 +46,22 @@ type Bootstrap struct {
 	Listen string
 	// AdminListen is the address of /healthz, /readyz and /metrics.
 	AdminListen string
+	// TLS says whether the gateway serves HTTPS: TLSAuto (HTTPS unless
+	// Listen is a loopback address), TLSOn, or TLSOff (refused on anything
+	// but loopback).
+	TLS string
+	// TLSCert and TLSKey are the gateway's PEM certificate and key; when
+	// empty, a self-signed pair is generated on first start and kept in
+	// DataDir.
+	TLSCert string
+	TLSKey  string
+	// ClientCAs is a PEM file or a directory of PEM files: the CAs client
+	// certificates (and the issuers of RFC 3820 proxies) must chain to.
+	// Empty disables certificate authentication.
+	ClientCAs string
+	// VOMSCAs is a PEM file or directory holding the certificates of the
+	// VOMS servers whose attribute certificates are believed.
+	VOMSCAs string
 	// NATSURLs are the NATS servers to connect to; empty means start an
 	// embedded server.
 	NATSURLs []string
@@ -74,6 +97,11 @@ func (b Bootstrap) LogValue() slog.Value {
 		slog.String("data_dir", b.DataDir),
 		slog.String("listen", b.Listen),
 		slog.String("admin_listen", b.AdminListen),
+		slog.String("tls", b.TLS),
+		slog.String("tls_cert", b.TLSCert),
+		slog.String("tls_key", b.TLSKey),
+		slog.String("client_cas", b.ClientCAs),
+		slog.String("voms_cas", b.VOMSCAs),
 		slog.String("nats_urls", strings.Join(b.NATSURLs, ",")),
 		slog.String("nats_creds", b.NATSCreds),
 		slog.String("nats_listen", b.NATSListen),
@@ -172,6 +200,21 @@ func settings() []setting {
 		{key: "admin_listen", flag: "admin-listen", arg: "HOST:PORT", usage: "admin address for /healthz, /readyz, /metrics",
 			def:   func(l loader) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(AdminPort(l.service))) },
 			check: hostPort, set: str(func(b *Bootstrap) *string { return &b.AdminListen })},
+		{key: "tls", flag: "tls", arg: "MODE", usage: `gateway HTTPS: "auto" (HTTPS unless listening on loopback), "on" or "off"`,
+			def:   func(loader) string { return TLSAuto },
+			check: oneOf(TLSAuto, TLSOn, TLSOff), set: str(func(b *Bootstrap) *string { return &b.TLS })},
+		{key: "tls_cert", flag: "tls-cert", arg: "FILE", usage: "gateway certificate (PEM); self-signed in the data directory when empty",
+			def:   func(loader) string { return "" },
+			check: regularFile, set: str(func(b *Bootstrap) *string { return &b.TLSCert })},
+		{key: "tls_key", flag: "tls-key", arg: "FILE", usage: "gateway private key (PEM)",
+			def:   func(loader) string { return "" },
+			check: regularFile, set: str(func(b *Bootstrap) *string { return &b.TLSKey })},
+		{key: "client_cas", flag: "client-cas", arg: "PATH", usage: "CA certificates (PEM file or directory) for client certificate logins",
+			def:   func(loader) string { return "" },
+			check: anything, set: str(func(b *Bootstrap) *string { return &b.ClientCAs })},
+		{key: "voms_cas", flag: "voms-cas", arg: "PATH", usage: "VOMS server certificates (PEM file or directory) for VOMS proxy logins",
+			def:   func(loader) string { return "" },
+			check: anything, set: str(func(b *Bootstrap) *string { return &b.VOMSCAs })},
 		{key: "nats_urls", flag: "nats-url", arg: "URL,...", usage: "NATS servers to connect to; empty starts an embedded server",
 			def:   func(loader) string { return "" },
 			check: natsURLs, set: func(b *Bootstrap, v string) { b.NATSURLs = splitList(v) }},
