@@ -46,12 +46,12 @@ func TestDefaults(t *testing.T) {
 		want    Bootstrap
 	}{
 		{name: "user", service: "pdisk", want: Bootstrap{
-			DataDir: "/home/u/.stratuslab/data", Listen: "127.0.0.1:8080", AdminListen: "127.0.0.1:9603",
+			DataDir: "/home/u/.stratuslab/data", Listen: "127.0.0.1:8080", AdminListen: "127.0.0.1:9603", TLS: "auto",
 			NATSListen: "127.0.0.1:4222", Store: "embedded", CouchbaseBucket: "stratuslab",
 			LogFormat: "text", LogLevel: "info", Instance: "host-1",
 		}},
 		{name: "root, unknown service", service: "billing", root: true, want: Bootstrap{
-			DataDir: "/var/lib/stratuslab", Listen: "127.0.0.1:8080", AdminListen: "127.0.0.1:0",
+			DataDir: "/var/lib/stratuslab", Listen: "127.0.0.1:8080", AdminListen: "127.0.0.1:0", TLS: "auto",
 			NATSListen: "127.0.0.1:4222", Store: "embedded", CouchbaseBucket: "stratuslab",
 			LogFormat: "text", LogLevel: "info", Instance: "host-1",
 		}},
@@ -101,7 +101,7 @@ some_future_key = ignored outside [DEFAULT] and [pdisk]
 	}{
 		{name: "file: service section over DEFAULT", check: func(t *testing.T, b Bootstrap) {
 			want := Bootstrap{
-				DataDir: "/srv/pdisk", Listen: "127.0.0.1:8080", AdminListen: "127.0.0.1:9603",
+				DataDir: "/srv/pdisk", Listen: "127.0.0.1:8080", AdminListen: "127.0.0.1:9603", TLS: "auto",
 				NATSURLs: []string{"nats://a:4222", "nats://b:4222"}, NATSListen: "127.0.0.1:4222",
 				Store: "couchbase", CouchbaseURL: "couchbase://cb1,cb2", CouchbaseUser: "stratus",
 				CouchbasePassword: "from#file", CouchbaseBucket: "stratuslab",
