@@ -100,6 +100,9 @@ func TestSendConsumeRoundTrip(t *testing.T) {
 	if failed != nil {
 		t.Fatalf("command failed: %v", failed)
 	}
+	if !proto.Equal(ev.Actor(), actor) {
+		t.Errorf("terminal event actor %v, want the command's %v", ev.Actor(), actor)
+	}
 	if ev.Subject() != "evt.pdisk.volume.create_completed" || ev.JobID() != "Job/42" || ev.ID() != terminalMsgID(meta.CommandId) {
 		t.Errorf("event subject %q job %q id %q", ev.Subject(), ev.JobID(), ev.ID())
 	}
