@@ -1,0 +1,349 @@
+package fakecloud
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Users known to the fake cloud: username → password. "admin" has the
+// ADMIN role.
+const (
+	AdminPassword = "admin-secret"
+	UserPassword  = "user-secret"
+)
+
+// Cloud is the fake cloud's state. Create one with New and serve it with
+// httptest.
+type Cloud struct {
+	mu       sync.Mutex
+	docs     map[string]map[string]any // id → document
+	seq      int
+	tokens   map[string]string // token → username
+	jobPolls map[string]int    // job id → reads so far
+	requests []string          // "METHOD path" of each request served
+}
+
+// kinds maps entry-point attributes to collection kinds.
+func kinds() [][2]string {
+	return [][2]string{
+		{"serviceMessages", "ServiceMessage"},
+		{"serviceConfigurations", "ServiceConfiguration"},
+		{"users", "User"},
+		{"jobs", "Job"},
+		{"events", "Event"},
+		{"machines", "Machine"},
+	}
+}
+
+// New returns an empty fake cloud.
+func New() *Cloud {
+	return &Cloud{docs: map[string]map[string]any{}, tokens: map[string]string{}, jobPolls: map[string]int{}}
+}
+
+// Requests returns "METHOD path" of every request served so far.
+func (c *Cloud) Requests() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.requests)
+}
+
+// Put stores a document directly, e.g. to prepare a test.
+func (c *Cloud) Put(id string, doc map[string]any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	doc["id"] = id
+	c.docs[id] = doc
+}
+
+func writeErr(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"status": status, "code": code, "message": msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// who authenticates r: "" for anonymous, or an error already written.
+func (c *Cloud) who(w http.ResponseWriter, r *http.Request) (string, bool) {
+	if ck, err := r.Cookie("stratus_session"); err == nil {
+		if u, ok := c.tokens[ck.Value]; ok {
+			return u, true
+		}
+	}
+	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		if u, ok := c.tokens[tok]; ok {
+			return u, true
+		}
+		writeErr(w, 401, "unauthorized", "Your session has ended or the token is not valid: log in again.")
+		return "", false
+	}
+	if u, p, ok := r.BasicAuth(); ok {
+		if check(u, p) {
+			return u, true
+		}
+		writeErr(w, 401, "unauthorized", "The username or password is wrong.")
+		return "", false
+	}
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		return "cert:" + r.TLS.PeerCertificates[0].Subject.CommonName, true
+	}
+	return "", true
+}
+
+func check(u, p string) bool {
+	return (u == "admin" && p == AdminPassword) || (u == "user" && p == UserPassword)
+}
+
+// ServeHTTP implements the contract.
+func (c *Cloud) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.requests = append(c.requests, r.Method+" "+r.URL.Path)
+	w.Header().Set("CIMI-Specification-Version", "2.0.0")
+	path, ok := strings.CutPrefix(r.URL.Path, "/cimi/")
+	if !ok {
+		writeErr(w, 404, "not_found", "Nothing here: the API is under /cimi/.")
+		return
+	}
+	user, ok := c.who(w, r)
+	if !ok {
+		return
+	}
+	switch {
+	case path == "cloudEntryPoint" && r.Method == http.MethodGet:
+		cep := map[string]any{"id": "CloudEntryPoint", "resourceURI": "http://schemas.dmtf.org/cimi/1/CloudEntryPoint",
+			"baseURI": "http://" + r.Host + "/cimi/", "created": "2026-01-01T00:00:00Z", "updated": "2026-01-01T00:00:00Z"}
+		for _, k := range kinds() {
+			cep[k[0]] = map[string]string{"href": k[1]}
+		}
+		writeJSON(w, 200, cep)
+	case path == "login" && r.Method == http.MethodPost:
+		var cred struct{ Username, Password string }
+		if err := json.NewDecoder(r.Body).Decode(&cred); err != nil {
+			writeErr(w, 400, "invalid", "The login body is not JSON.")
+			return
+		}
+		if !check(cred.Username, cred.Password) {
+			writeErr(w, 401, "unauthorized", "The username or password is wrong.")
+			return
+		}
+		c.seq++
+		tok := fmt.Sprintf("tok-%d", c.seq)
+		c.tokens[tok] = cred.Username
+		http.SetCookie(w, &http.Cookie{Name: "stratus_session", Value: tok})
+		writeJSON(w, 200, map[string]any{"identity": cred.Username, "roles": roles(cred.Username), "expires": "2030-01-01T00:00:00Z", "token": tok})
+	case path == "logout" && r.Method == http.MethodPost:
+		if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+			delete(c.tokens, tok)
+		}
+		writeJSON(w, 200, map[string]any{"status": 200, "message": "logged out"})
+	case path == "authn" && r.Method == http.MethodGet:
+		if user == "" {
+			writeErr(w, 401, "unauthorized", "You are not logged in.")
+			return
+		}
+		writeJSON(w, 200, map[string]any{"identity": user, "roles": roles(user), "method": "password"})
+	default:
+		if user == "" {
+			writeErr(w, 401, "unauthorized", "Log in first.")
+			return
+		}
+		c.resource(w, r, path)
+	}
+}
+
+func roles(u string) []string {
+	if u == "admin" {
+		return []string{"ADMIN", "USER"}
+	}
+	return []string{"USER"}
+}
+
+func kindOf(name string) bool {
+	for _, k := range kinds() {
+		if k[1] == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Cloud) resource(w http.ResponseWriter, r *http.Request, path string) {
+	parts := strings.Split(path, "/")
+	if !kindOf(parts[0]) {
+		writeErr(w, 404, "not_found", "There is no collection "+parts[0]+".")
+		return
+	}
+	kind := parts[0]
+	switch {
+	case len(parts) == 1 && r.Method == http.MethodGet:
+		c.query(w, r, kind)
+	case len(parts) == 1 && r.Method == http.MethodPost:
+		if r.Header.Get("Content-Type") != "application/json" {
+			writeErr(w, 415, "unsupported_media_type", "Send JSON.")
+			return
+		}
+		var doc map[string]any
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&doc); err != nil {
+			writeErr(w, 400, "invalid", "The body is not a JSON object.")
+			return
+		}
+		if doc["name"] == "conflict" {
+			writeErr(w, 409, "conflict", "A resource with this name exists.")
+			return
+		}
+		c.seq++
+		id := fmt.Sprintf("%s/%d", kind, c.seq)
+		doc["id"] = id
+		c.docs[id] = doc
+		w.Header().Set("Location", "/cimi/"+id)
+		status := 201
+		if kind == "Machine" {
+			// Machines take time: the answer is a job.
+			status = 202
+			job := c.newJob(id, doc["name"] == "doomed")
+			w.Header().Set("CIMI-Job-URI", job)
+			writeJSON(w, status, map[string]any{"status": status, "message": "accepted", "resource-id": id, "job-id": job})
+			return
+		}
+		writeJSON(w, status, map[string]any{"status": status, "message": "created", "resource-id": id})
+	case len(parts) == 2:
+		c.one(w, r, kind+"/"+parts[1])
+	case len(parts) == 3 && r.Method == http.MethodPost:
+		id := kind + "/" + parts[1]
+		if _, ok := c.docs[id]; !ok {
+			writeErr(w, 404, "not_found", id+" does not exist.")
+			return
+		}
+		var act map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&act); err != nil || act["action"] != "http://schemas.dmtf.org/cimi/1/action/"+parts[2] {
+			writeErr(w, 400, "invalid", "The action document is wrong.")
+			return
+		}
+		job := c.newJob(id, false)
+		w.Header().Set("CIMI-Job-URI", job)
+		writeJSON(w, 202, map[string]any{"status": 202, "message": "accepted", "job-id": job})
+	default:
+		writeErr(w, 405, "invalid", "Not an operation of this resource.")
+	}
+}
+
+// newJob records a job that reaches its end on its third read.
+func (c *Cloud) newJob(target string, fail bool) string {
+	c.seq++
+	id := fmt.Sprintf("Job/%d", c.seq)
+	j := map[string]any{"id": id, "state": "QUEUED", "progress": 0, "targetResource": map[string]string{"href": target}}
+	if fail {
+		j["fail"] = true
+	}
+	c.docs[id] = j
+	return id
+}
+
+func (c *Cloud) one(w http.ResponseWriter, r *http.Request, id string) {
+	doc, ok := c.docs[id]
+	if !ok {
+		writeErr(w, 404, "not_found", id+" does not exist or you may not see it.")
+		return
+	}
+	switch r.Method {
+	case http.MethodGet:
+		if strings.HasPrefix(id, "Job/") {
+			c.jobPolls[id]++
+			switch n := c.jobPolls[id]; {
+			case n >= 3 && doc["fail"] == true:
+				doc["state"], doc["progress"], doc["statusMessage"], doc["returnCode"] = "FAILED", 100, "no host has room for this machine", 1
+			case n >= 3:
+				doc["state"], doc["progress"], doc["statusMessage"] = "SUCCESS", 100, "done"
+			default:
+				doc["state"], doc["progress"] = "RUNNING", n*30
+			}
+		}
+		writeJSON(w, 200, doc)
+	case http.MethodPut:
+		var nd map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&nd); err != nil {
+			writeErr(w, 400, "invalid", "The body is not a JSON object.")
+			return
+		}
+		nd["id"] = id
+		c.docs[id] = nd
+		writeJSON(w, 200, nd)
+	case http.MethodDelete:
+		delete(c.docs, id)
+		writeJSON(w, 200, map[string]any{"status": 200, "message": id + " deleted", "resource-id": id})
+	default:
+		writeErr(w, 405, "invalid", "Not an operation of this resource.")
+	}
+}
+
+// query supports $filter of the form attr='value', $first/$last (1-based,
+// inclusive) and $select; documents are in id order.
+func (c *Cloud) query(w http.ResponseWriter, r *http.Request, kind string) {
+	q := r.URL.Query()
+	var fa, fv string
+	if f := q.Get("$filter"); f != "" {
+		var ok bool
+		fa, fv, ok = strings.Cut(f, "=")
+		if !ok || !strings.HasPrefix(fv, "'") || !strings.HasSuffix(fv, "'") || len(fv) < 2 {
+			writeErr(w, 400, "bad_filter", "The filter "+f+" is not attr='value'.")
+			return
+		}
+		fv = fv[1 : len(fv)-1]
+	}
+	var ids []string
+	for id, d := range c.docs {
+		if strings.HasPrefix(id, kind+"/") && (fa == "" || fmt.Sprint(d[fa]) == fv) {
+			ids = append(ids, id)
+		}
+	}
+	slices.SortFunc(ids, func(a, b string) int {
+		na, _ := strconv.Atoi(strings.TrimPrefix(a, kind+"/"))
+		nb, _ := strconv.Atoi(strings.TrimPrefix(b, kind+"/"))
+		return na - nb
+	})
+	count := len(ids)
+	first, last := 1, count
+	if v, err := strconv.Atoi(q.Get("$first")); err == nil {
+		first = v
+	}
+	if v, err := strconv.Atoi(q.Get("$last")); err == nil {
+		last = min(v, count)
+	}
+	var page []map[string]any
+	for i := first; i <= last && i >= 1; i++ {
+		d := c.docs[ids[i-1]]
+		if sel := q.Get("$select"); sel != "" {
+			s := map[string]any{"id": d["id"]}
+			for _, a := range strings.Split(sel, ",") {
+				if v, ok := d[a]; ok {
+					s[a] = v
+				}
+			}
+			d = s
+		}
+		page = append(page, d)
+	}
+	attr := ""
+	for _, k := range kinds() {
+		if k[1] == kind {
+			attr = k[0]
+		}
+	}
+	out := map[string]any{"id": kind, "resourceURI": "http://schemas.dmtf.org/cimi/1/" + kind + "Collection", "count": count,
+		"operations": []map[string]string{{"rel": "add", "href": kind}}}
+	if len(page) > 0 {
+		out[attr] = page
+	}
+	writeJSON(w, 200, out)
+}
