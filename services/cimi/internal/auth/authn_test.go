@@ -95,12 +95,23 @@ func (f *authn) rotate(ctx context.Context, keep, publish bool) {
 func (f *authn) token(user string, roles []string, method string, iat time.Time, ttl time.Duration) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.tokenLocked(user, roles, method, iat, ttl)
+}
+
+func (f *authn) tokenLocked(user string, roles []string, method string, iat time.Time, ttl time.Duration) string {
 	tok, err := session.Sign(f.priv, f.kid, session.Claims{ID: uuid.NewString(), User: user, Roles: roles,
 		Method: method, IssuedAt: iat.UnixMilli(), Expires: iat.Add(ttl).UnixMilli()})
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	return tok
+}
+
+// setDN makes the certificate subject dn log in as user.
+func (f *authn) setDN(dn, user string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.dns[dn] = user
 }
 
 func (f *authn) lastLogin() *authnv1.LoginRequest {
@@ -114,11 +125,11 @@ func (f *authn) serve(ctx context.Context) error {
 	return f.bus.Serve(ctx, bus.ServiceInfo{Name: subject.Authn},
 		bus.Handle("login", func(ctx context.Context, req *authnv1.LoginRequest) (proto.Message, error) {
 			f.logins.Add(1)
-			f.mu.Lock()
-			f.last = proto.Clone(req).(*authnv1.LoginRequest)
-			f.mu.Unlock()
 			var user, method string
 			var roles []string
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.last = proto.Clone(req).(*authnv1.LoginRequest)
 			switch req.GetMethod() {
 			case authnv1.Method_METHOD_PASSWORD:
 				if req.GetUsername() == throttled {
@@ -140,7 +151,7 @@ func (f *authn) serve(ctx context.Context) error {
 				return nil, refused
 			}
 			now := time.Now()
-			tok := f.token(user, roles, method, now, f.ttl)
+			tok := f.tokenLocked(user, roles, method, now, f.ttl)
 			return &authnv1.LoginResponse{Token: tok, User: user, Roles: roles,
 				Expires: timestamppb.New(now.Add(f.ttl)), Method: req.GetMethod()}, nil
 		}),
