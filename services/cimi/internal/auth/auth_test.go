@@ -342,7 +342,11 @@ func TestLoginLogout(t *testing.T) {
 		})
 	}
 
-	// Logout takes effect at once on this gateway, and at authn.
+	// Logout takes effect at once on this gateway, without waiting for
+	// authn's event, and at authn.
+	e.authn.mu.Lock()
+	e.authn.silentLogout = true
+	e.authn.mu.Unlock()
 	s, err := e.auth.Login(ctx, request(clientAddr), api.Credentials{Username: "alice", Password: alicePassword})
 	wantCode(t, err, "")
 	bearer := request(clientAddr, "Authorization", "Bearer "+s.Token)

@@ -46,6 +46,9 @@ type authn struct {
 	last  *authnv1.LoginRequest
 	users map[string]string // username → password
 	dns   map[string]string // DN → username
+	// silentLogout makes logout skip its event, to show that the gateway
+	// asking forgets the token without waiting for it.
+	silentLogout bool
 
 	logins, keyFetches, logouts atomic.Int64
 }
@@ -166,6 +169,12 @@ func (f *authn) serve(ctx context.Context) error {
 			c, err := session.Parse(req.GetToken(), ks, time.Now())
 			if err != nil {
 				return nil, errs.Wrap(errs.Unauthorized, err, "This session is not valid")
+			}
+			f.mu.Lock()
+			silent := f.silentLogout
+			f.mu.Unlock()
+			if silent {
+				return &authnv1.LogoutResponse{}, nil
 			}
 			ev := &authnv1.SessionRevoked{TokenId: c.ID, Expires: timestamppb.New(c.Expiry())}
 			return &authnv1.LogoutResponse{}, f.bus.Publish(ctx, subject.EvtAuthnSessionRevoked, ev, "")
