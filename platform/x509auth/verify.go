@@ -152,6 +152,8 @@ func checkProxy(chain []*x509.Certificate, i int, now time.Time) (bool, error) {
 		return true, refusef("the proxy certificate %q names %q as its issuer but the next certificate of the chain is %q", name, c.Issuer.String(), issuer.Subject.String())
 	case !extendsByCN(c.RawSubject, issuer.RawSubject):
 		return true, refusef("the subject of the proxy certificate %q must be that of its issuer %q plus one CN", name, issuer.Subject.String())
+	case unknownCritical(c):
+		return true, refusef("the proxy certificate %q has a critical extension this server does not understand", name)
 	case now.Before(c.NotBefore):
 		return true, refusef("the proxy certificate %q is not valid before %s", name, c.NotBefore.UTC().Format(time.RFC3339))
 	case now.After(c.NotAfter):
@@ -176,6 +178,18 @@ func checkProxy(chain []*x509.Certificate, i int, now time.Time) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// unknownCritical reports whether c has a critical extension, other than
+// ProxyCertInfo, that crypto/x509 did not handle: it may restrict the proxy
+// in a way this package cannot enforce.
+func unknownCritical(c *x509.Certificate) bool {
+	for _, id := range c.UnhandledCriticalExtensions {
+		if !id.Equal(oidProxyCertInfo) {
+			return true
+		}
+	}
+	return false
 }
 
 // proxyInfo returns the parsed ProxyCertInfo extension of c, and whether c

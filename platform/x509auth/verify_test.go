@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"errors"
 	"slices"
 	"testing"
@@ -55,6 +56,9 @@ func TestVerify(t *testing.T) {
 	notYet, _ := x509test.NewProxy(t, f.user, f.userKey, true, nil, x509test.Validity(now.Add(time.Hour), now.Add(2*time.Hour)))
 	renamed, _ := x509test.NewProxy(t, f.user, f.userKey, true, nil, x509test.Subject(pkix.Name{Organization: []string{"StratusLab Test"}, CommonName: "Bob"}))
 	independent, _ := x509test.NewProxy(t, f.user, f.userKey, true, nil, x509test.ProxyCertInfo(-1, x509test.OIDIndependent))
+	criticalExt, _ := x509test.NewProxy(t, f.user, f.userKey, true, nil, func(c *x509.Certificate) {
+		c.ExtraExtensions = append(c.ExtraExtensions, pkix.Extension{Id: asn1.ObjectIdentifier{1, 2, 3, 4}, Critical: true, Value: asn1.NullBytes})
+	})
 	pathLen0, pathLen0Key := x509test.NewProxy(t, f.user, f.userKey, true, nil, x509test.ProxyCertInfo(0, x509test.OIDInheritAll))
 	belowPathLen0, _ := x509test.NewProxy(t, pathLen0, pathLen0Key, true, nil)
 	pathLen1, pathLen1Key := x509test.NewProxy(t, f.user, f.userKey, true, nil, x509test.ProxyCertInfo(1, x509test.OIDInheritAll))
@@ -116,6 +120,7 @@ func TestVerify(t *testing.T) {
 		{name: "proxy of an end-entity from an unknown CA", chain: []*x509.Certificate{strangerProxy, stranger, f.otherCA.Cert}, wantErr: true},
 		{name: "proxy whose subject does not extend its issuer", chain: []*x509.Certificate{renamed, f.user}, wantErr: true},
 		{name: "independent proxy", chain: []*x509.Certificate{independent, f.user}, wantErr: true},
+		{name: "proxy with an unknown critical extension", chain: []*x509.Certificate{criticalExt, f.user}, wantErr: true},
 		{name: "path length 0 exceeded", chain: []*x509.Certificate{belowPathLen0, pathLen0, f.user}, wantErr: true},
 		{name: "proxy without its issuer", chain: []*x509.Certificate{rfc}, wantErr: true},
 		{name: "proxy out of order", chain: []*x509.Certificate{proxyOfProxy, f.user, rfc}, wantErr: true},
@@ -152,7 +157,7 @@ func TestVerify(t *testing.T) {
 			opts: Options{Roots: roots, VOMSRoots: f.otherCA.Pool(), VOMSCerts: []*x509.Certificate{f.voms}},
 			want: Verified{DN: aliceDN, Proxy: true}},
 		{name: "proxy not yet valid at an earlier clock", chain: []*x509.Certificate{vomsProxy, f.user},
-			opts: Options{Roots: roots, VOMSRoots: vomsRoots, Now: now.Add(-30 * time.Minute)},
+			opts:    Options{Roots: roots, VOMSRoots: vomsRoots, Now: now.Add(-30 * time.Minute)},
 			wantErr: true},
 	}
 	for _, tt := range tests {
@@ -243,4 +248,32 @@ func FuzzVOMSExtension(f *testing.F) {
 			t.Errorf("VO %q without FQANs", vo)
 		}
 	})
+}
+
+// BenchmarkVerify measures the work the gateway does per TLS connection
+// that presents a VOMS proxy.
+func BenchmarkVerify(b *testing.B) {
+	ca, vomsCA := x509test.NewCA(b, "Test CA"), x509test.NewCA(b, "VOMS CA")
+	user, userKey := ca.Issue(b, "Alice")
+	voms, vomsKey := vomsCA.Issue(b, "voms.example.org")
+	ac := x509test.NewVOMSAC(b, voms, vomsKey, user, "vo.example.org", nil, time.Now().Add(time.Hour))
+	plainProxy, _ := x509test.NewProxy(b, user, userKey, true, nil)
+	vomsProxy, _ := x509test.NewProxy(b, user, userKey, true, ac)
+	o := Options{Roots: ca.Pool(), VOMSRoots: vomsCA.Pool()}
+	for _, bc := range []struct {
+		name  string
+		chain []*x509.Certificate
+	}{
+		{"user", []*x509.Certificate{user}},
+		{"proxy", []*x509.Certificate{plainProxy, user}},
+		{"voms-proxy", []*x509.Certificate{vomsProxy, user}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := Verify(bc.chain, o); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
