@@ -1,0 +1,582 @@
+package webui
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"stratuslab.dev/platform/cimi"
+	"stratuslab.dev/platform/errs"
+	"stratuslab.dev/services/cimi/internal/api"
+)
+
+// home serves the CloudEntryPoint: one link per collection.
+func (u *UI) home(w http.ResponseWriter, r *http.Request) {
+	s, ok := u.session(w, r)
+	if !ok {
+		return
+	}
+	u.render(w, http.StatusOK, "home", &view{Title: "CloudEntryPoint", User: s.Identity.User, Kinds: u.res.Kinds()})
+}
+
+// kind finds the kind named in the path or shows a "not found" page.
+func (u *UI) kind(w http.ResponseWriter, r *http.Request, s api.Session) (api.Kind, bool) {
+	name := r.PathValue("kind")
+	k, ok := u.res.Kind(name)
+	if !ok {
+		u.fail(w, r, s, errs.Errorf(errs.NotFound, "This cloud has no collection named %q; the CloudEntryPoint lists those it has.", name))
+	}
+	return k, ok
+}
+
+// collectionView is one page of a collection.
+type collectionView struct {
+	Kind    string
+	Columns []string
+	Rows    []row
+	Filter  string
+	OrderBy string
+	// Range says which resources the page shows, e.g. "21–40 of 57".
+	Range          string
+	Previous, Next string
+	CanAdd         bool
+}
+
+// row is one resource of a collection page.
+type row struct {
+	Href, Label string
+	Name        string
+	Description string
+	Extra       []string
+	Updated     string
+}
+
+// extraColumns are the kind-specific attributes a collection page shows
+// beside name, description and updated: those its users look for first.
+func extraColumns(kind string) []string {
+	switch kind {
+	case "User":
+		return []string{"username", "first-name", "last-name", "email", "enabled", "roles"}
+	case "Job":
+		return []string{"state", "action", "targetResource", "progress", "returnCode"}
+	case "Event":
+		return []string{"timestamp", "type", "severity"}
+	case "ServiceConfiguration":
+		return []string{"service", "instance"}
+	case "Machine":
+		return []string{"state", "cpu", "memory"}
+	case "Volume":
+		return []string{"state", "type", "capacity"}
+	case "MachineImage":
+		return []string{"state", "type"}
+	case "MachineConfiguration":
+		return []string{"cpu", "memory", "cpuArch"}
+	}
+	return nil
+}
+
+// pageRange is the $first and $last a collection page asks for: those of
+// the request when they are numbers, else the first page of PageSize.
+func pageRange(q url.Values) (first, last int) {
+	first, err := strconv.Atoi(q.Get("$first"))
+	if err != nil || first < 1 {
+		first = 1
+	}
+	last, err = strconv.Atoi(q.Get("$last"))
+	if err != nil || last < first {
+		last = first + PageSize - 1
+	}
+	return first, last
+}
+
+// collection serves a collection page, or its "add" editor.
+func (u *UI) collection(w http.ResponseWriter, r *http.Request) {
+	s, ok := u.session(w, r)
+	if !ok {
+		return
+	}
+	k, ok := u.kind(w, r, s)
+	if !ok {
+		return
+	}
+	if r.URL.Query().Get("op") == cimi.RelAdd {
+		u.render(w, http.StatusOK, "editor", &view{Title: "Add " + k.Name, User: s.Identity.User,
+			Editor: &editorView{Action: Prefix + k.Name, Op: cimi.RelAdd, Text: "{}", Back: Prefix + k.Name, Heading: "Add a " + k.Name}})
+		return
+	}
+	in := r.URL.Query()
+	first, last := pageRange(in)
+	q := url.Values{}
+	for _, p := range []string{"$filter", "$orderby"} {
+		if v := in.Get(p); v != "" {
+			q.Set(p, v)
+		}
+	}
+	q.Set("$first", strconv.Itoa(first))
+	q.Set("$last", strconv.Itoa(last))
+	cv := &collectionView{Kind: k.Name, Columns: extraColumns(k.Name), Filter: in.Get("$filter"), OrderBy: in.Get("$orderby")}
+	v := &view{Title: k.Name, User: s.Identity.User, Collection: cv}
+	c, err := u.res.Query(r.Context(), s.Identity, k.Name, q)
+	if err != nil {
+		code := errs.CodeOf(err)
+		if code == errs.Internal {
+			u.log.Error("web UI query failed", "kind", k.Name, "error", err)
+		}
+		v.Error = errs.MessageOf(err)
+		u.render(w, errs.HTTPStatus(code), "collection", v)
+		return
+	}
+	cv.CanAdd = hasOp(c.Operations, cimi.RelAdd)
+	for _, d := range c.Docs {
+		cv.Rows = append(cv.Rows, collectionRow(d, cv.Columns))
+	}
+	n := len(c.Docs)
+	switch {
+	case n == 0 && c.Count == 0:
+		cv.Range = "0 of 0"
+	case n == 0:
+		cv.Range = fmt.Sprintf("none of %d at %d", c.Count, first)
+	default:
+		cv.Range = fmt.Sprintf("%d–%d of %d", first, first+n-1, c.Count)
+	}
+	size := last - first + 1
+	link := func(f, l int) string {
+		p := url.Values{}
+		for k, vs := range q {
+			p[k] = vs
+		}
+		p.Set("$first", strconv.Itoa(f))
+		p.Set("$last", strconv.Itoa(l))
+		return Prefix + k.Name + "?" + p.Encode()
+	}
+	if first > 1 {
+		cv.Previous = link(max(1, first-size), first-1)
+	}
+	if uint64(last) < c.Count {
+		cv.Next = link(last+1, last+size)
+	}
+	u.render(w, http.StatusOK, "collection", v)
+}
+
+// collectionRow summarises one document.
+func collectionRow(d api.Document, cols []string) row {
+	id, _ := d["id"].(string)
+	rw := row{Href: pageOf(id), Label: id, Name: text(d["name"]), Description: text(d["description"]), Updated: text(d["updated"])}
+	if _, local, err := cimi.SplitID(id); err == nil {
+		rw.Label = local
+	}
+	for _, c := range cols {
+		if v, ok := d[c]; ok {
+			rw.Extra = append(rw.Extra, text(v))
+		} else {
+			rw.Extra = append(rw.Extra, "")
+		}
+	}
+	return rw
+}
+
+// resourceView is a resource's page.
+type resourceView struct {
+	ID         string
+	Href       string
+	Collection string
+	Attrs      []attr
+	CanEdit    bool
+	CanDelete  bool
+	Actions    []string
+}
+
+// attr is one attribute of a resource; Link is set when the value is the
+// id of a resource the UI can show.
+type attr struct {
+	Name, Value, Link string
+}
+
+// get reads the resource named by the path.
+func (u *UI) get(w http.ResponseWriter, r *http.Request, s api.Session) (api.Kind, string, api.Document, bool) {
+	k, ok := u.kind(w, r, s)
+	if !ok {
+		return k, "", nil, false
+	}
+	id := k.Name + "/" + r.PathValue("local")
+	doc, err := u.res.Get(r.Context(), s.Identity, id)
+	if err != nil {
+		u.fail(w, r, s, err)
+		return k, id, nil, false
+	}
+	return k, id, doc, true
+}
+
+// resource serves a resource page, its JSON, its editor or the
+// confirmation of its deletion.
+func (u *UI) resource(w http.ResponseWriter, r *http.Request) {
+	s, ok := u.session(w, r)
+	if !ok {
+		return
+	}
+	k, id, doc, ok := u.get(w, r, s)
+	if !ok {
+		return
+	}
+	ops := operations(doc)
+	page := pageOf(id)
+	v := &view{Title: id, User: s.Identity.User}
+	switch op := r.URL.Query().Get("op"); {
+	case r.URL.Query().Get("format") == "json":
+		v.JSON, v.Back = pretty(doc), page
+		u.render(w, http.StatusOK, "json", v)
+	case op == cimi.RelEdit && hasOp(ops, cimi.RelEdit):
+		edit := make(api.Document, len(doc))
+		for a, val := range doc {
+			if a != "operations" {
+				edit[a] = val
+			}
+		}
+		v.Title = "Edit " + id
+		v.Editor = &editorView{Action: page, Op: cimi.RelEdit, Text: pretty(edit), Back: page, Heading: "Edit " + id}
+		u.render(w, http.StatusOK, "editor", v)
+	case op == cimi.RelDelete && hasOp(ops, cimi.RelDelete):
+		v.Title = "Delete " + id
+		v.Confirm = &confirmView{ID: id, Action: page, Back: page}
+		u.render(w, http.StatusOK, "confirm", v)
+	case op != "":
+		u.fail(w, r, s, errs.Errorf(errs.Forbidden, "You may not %s %s.", op, id))
+	default:
+		v.Resource = resourceModel(u.res, k, id, doc, ops)
+		u.render(w, http.StatusOK, "resource", v)
+	}
+}
+
+// resourceModel lays out a resource's attributes: identity first, then
+// the others by name, the ACL last.
+func resourceModel(res api.Resources, k api.Kind, id string, doc api.Document, ops []cimi.Operation) *resourceView {
+	rv := &resourceView{ID: id, Href: pageOf(id), Collection: Prefix + k.Name,
+		CanEdit: hasOp(ops, cimi.RelEdit), CanDelete: hasOp(ops, cimi.RelDelete)}
+	for _, o := range ops {
+		if verb, ok := strings.CutPrefix(o.Rel, cimi.ActionURIPrefix); ok {
+			rv.Actions = append(rv.Actions, verb)
+		}
+	}
+	for _, name := range attrOrder(doc) {
+		a := attr{Name: name, Value: text(doc[name])}
+		if s, ok := doc[name].(string); ok && name != "id" {
+			if kind, _, err := cimi.SplitID(s); err == nil {
+				if _, known := res.Kind(kind); known {
+					a.Link = pageOf(s)
+				}
+			}
+		}
+		rv.Attrs = append(rv.Attrs, a)
+	}
+	return rv
+}
+
+// attrOrder lists a document's attributes in display order, without its
+// operations (shown as buttons).
+func attrOrder(doc api.Document) []string {
+	head := []string{"id", "name", "description", "resourceURI", "created", "updated"}
+	var out []string
+	for _, a := range head {
+		if _, ok := doc[a]; ok {
+			out = append(out, a)
+		}
+	}
+	var rest []string
+	for a := range doc {
+		switch a {
+		case "id", "name", "description", "resourceURI", "created", "updated", "acl", "operations":
+			continue
+		}
+		rest = append(rest, a)
+	}
+	slices.Sort(rest)
+	out = append(out, rest...)
+	if _, ok := doc["acl"]; ok {
+		out = append(out, "acl")
+	}
+	return out
+}
+
+// editorView is the JSON editor, for adding or editing.
+type editorView struct {
+	Heading string
+	Action  string
+	Op      string
+	Text    string
+	Back    string
+}
+
+// confirmView asks before a deletion.
+type confirmView struct {
+	ID, Action, Back string
+}
+
+// readJSON reads the editor's text: it must be one JSON object.
+func readJSON(r *http.Request) (string, []byte, error) {
+	t := r.PostFormValue("json")
+	var obj map[string]any
+	dec := json.NewDecoder(strings.NewReader(t))
+	dec.UseNumber()
+	if err := dec.Decode(&obj); err != nil {
+		return t, nil, errs.Errorf(errs.Invalid, "The text is not a JSON object: %v. Fix it and save again.", jsonProblem(err))
+	}
+	if dec.More() || obj == nil {
+		return t, nil, errs.New(errs.Invalid, "The text must be exactly one JSON object, such as {\"name\": \"...\"}. Fix it and save again.")
+	}
+	return t, []byte(t), nil
+}
+
+// jsonProblem describes a JSON syntax error for a person.
+func jsonProblem(err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("%s (at character %d)", se.Error(), se.Offset)
+	}
+	if errors.Is(err, io.EOF) {
+		return "it is empty"
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return "it is a JSON " + te.Value + ", not an object"
+	}
+	return err.Error()
+}
+
+// parseForm reads a POSTed form, reporting a body that is too large.
+func parseForm(r *http.Request) error {
+	if err := r.ParseForm(); err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			return errs.Errorf(errs.TooLarge, "The form is larger than the %d bytes the server accepts.", mb.Limit)
+		}
+		return errs.New(errs.Invalid, "The form cannot be read: reload the page and try again.")
+	}
+	return nil
+}
+
+// add serves the POST of the "add" editor: it creates the resource and
+// goes to its page (or to its job while the creation goes on).
+func (u *UI) add(w http.ResponseWriter, r *http.Request) {
+	s, ok := u.session(w, r)
+	if !ok {
+		return
+	}
+	k, ok := u.kind(w, r, s)
+	if !ok {
+		return
+	}
+	if err := parseForm(r); err != nil {
+		u.fail(w, r, s, err)
+		return
+	}
+	if op := r.PostFormValue("op"); op != cimi.RelAdd {
+		u.fail(w, r, s, errs.Errorf(errs.Invalid, "A collection accepts only the \"add\" form, not %q.", op))
+		return
+	}
+	ed := &editorView{Action: Prefix + k.Name, Op: cimi.RelAdd, Back: Prefix + k.Name, Heading: "Add a " + k.Name}
+	text, body, err := readJSON(r)
+	ed.Text = text
+	var o *api.Outcome
+	if err == nil {
+		o, err = u.res.Create(r.Context(), s.Identity, k.Name, body)
+	}
+	if err != nil {
+		u.editorError(w, s, ed, err)
+		return
+	}
+	http.Redirect(w, r, outcomePage(o, pageOf(o.ID)), http.StatusSeeOther)
+}
+
+// editorError shows the editor again with the text as sent and what was
+// wrong with it.
+func (u *UI) editorError(w http.ResponseWriter, s api.Session, ed *editorView, err error) {
+	code := errs.CodeOf(err)
+	if code == errs.Internal {
+		u.log.Error("web UI write failed", "target", ed.Action, "error", err)
+	}
+	u.render(w, errs.HTTPStatus(code), "editor", &view{Title: ed.Heading, User: s.Identity.User, Error: errs.MessageOf(err), Editor: ed})
+}
+
+// change serves the POSTs of a resource page: edit, delete and actions.
+func (u *UI) change(w http.ResponseWriter, r *http.Request) {
+	s, ok := u.session(w, r)
+	if !ok {
+		return
+	}
+	k, ok := u.kind(w, r, s)
+	if !ok {
+		return
+	}
+	if err := parseForm(r); err != nil {
+		u.fail(w, r, s, err)
+		return
+	}
+	id := k.Name + "/" + r.PathValue("local")
+	page := pageOf(id)
+	switch op := r.PostFormValue("op"); op {
+	case cimi.RelEdit:
+		ed := &editorView{Action: page, Op: cimi.RelEdit, Back: page, Heading: "Edit " + id}
+		text, body, err := readJSON(r)
+		ed.Text = text
+		var o *api.Outcome
+		if err == nil {
+			o, err = u.res.Edit(r.Context(), s.Identity, id, body, nil)
+		}
+		if err != nil {
+			u.editorError(w, s, ed, err)
+			return
+		}
+		http.Redirect(w, r, outcomePage(o, page), http.StatusSeeOther)
+	case cimi.RelDelete:
+		o, err := u.res.Delete(r.Context(), s.Identity, id)
+		if err != nil {
+			u.fail(w, r, s, err)
+			return
+		}
+		http.Redirect(w, r, outcomePage(o, Prefix+k.Name), http.StatusSeeOther)
+	case "action":
+		verb := r.PostFormValue("action")
+		body, _ := json.Marshal(map[string]string{"resourceURI": cimi.DMTFNamespace + "Action", "action": cimi.ActionURI(verb)})
+		o, err := u.res.Action(r.Context(), s.Identity, id, body)
+		if err != nil {
+			u.fail(w, r, s, err)
+			return
+		}
+		http.Redirect(w, r, outcomePage(o, page), http.StatusSeeOther)
+	default:
+		u.fail(w, r, s, errs.Errorf(errs.Invalid, "A resource page accepts the edit, delete and action forms, not %q.", op))
+	}
+}
+
+// loginView is the login form.
+type loginView struct {
+	Username string
+}
+
+// loginPage serves the login form.
+func (u *UI) loginPage(w http.ResponseWriter, r *http.Request) {
+	s, ok := u.session(w, r)
+	if !ok {
+		return
+	}
+	u.render(w, http.StatusOK, "login", &view{Title: "Login", User: s.Identity.User, Login: &loginView{}})
+}
+
+// login serves the POST of the login form: on success the session cookie
+// is set and the browser goes to the CloudEntryPoint.
+func (u *UI) login(w http.ResponseWriter, r *http.Request) {
+	if err := parseForm(r); err != nil {
+		u.fail(w, r, api.Session{}, err)
+		return
+	}
+	c := api.Credentials{Username: r.PostFormValue("username"), Password: r.PostFormValue("password")}
+	s, err := u.sess.Login(r.Context(), r, c)
+	if err != nil {
+		code := errs.CodeOf(err)
+		if code == errs.Internal {
+			u.log.Error("web UI login failed", "error", err)
+		}
+		u.render(w, errs.HTTPStatus(code), "login", &view{Title: "Login", Error: errs.MessageOf(err), Login: &loginView{Username: c.Username}})
+		return
+	}
+	u.sess.SetCookie(w, s)
+	http.Redirect(w, r, Prefix, http.StatusSeeOther)
+}
+
+// logout serves the POST of the logout button: the session is revoked,
+// the cookie cleared and the browser goes to the CloudEntryPoint.
+func (u *UI) logout(w http.ResponseWriter, r *http.Request) {
+	s, err := u.sess.Authenticate(r)
+	u.sess.ClearCookie(w)
+	// A caller whose token no longer verifies is logged out already.
+	if err == nil && s.Token != "" {
+		if err := u.sess.Logout(r.Context(), s); err != nil {
+			u.fail(w, r, api.Session{}, err)
+			return
+		}
+	}
+	http.Redirect(w, r, Prefix, http.StatusSeeOther)
+}
+
+// authnView is the caller's authentication.
+type authnView struct {
+	Identity string
+	Roles    []string
+	Method   string
+	Expires  string
+}
+
+// authn serves the authentication page.
+func (u *UI) authn(w http.ResponseWriter, r *http.Request) {
+	s, ok := u.session(w, r)
+	if !ok {
+		return
+	}
+	a := &authnView{Identity: s.Identity.User, Roles: s.Identity.Roles, Method: s.Method}
+	if !s.Expires.IsZero() {
+		a.Expires = s.Expires.UTC().Format(time.RFC3339) + " (in " + time.Until(s.Expires).Round(time.Second).String() + ")"
+	}
+	u.render(w, http.StatusOK, "authn", &view{Title: "Authentication", User: s.Identity.User, Authn: a})
+}
+
+// operations reads a document's operations, whether they are still Go
+// values or already decoded JSON.
+func operations(doc api.Document) []cimi.Operation {
+	raw, err := json.Marshal(doc["operations"])
+	if err != nil {
+		return nil
+	}
+	var ops []cimi.Operation
+	_ = json.Unmarshal(raw, &ops) // anything else offers no operation
+	return ops
+}
+
+// hasOp reports whether ops offers rel.
+func hasOp(ops []cimi.Operation, rel string) bool {
+	for _, o := range ops {
+		if o.Rel == rel {
+			return true
+		}
+	}
+	return false
+}
+
+// text shows an attribute value: strings as they are, other scalars as
+// JSON writes them, nested values as compact JSON.
+func text(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return v
+	case time.Time:
+		return v.UTC().Format(time.RFC3339Nano)
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // the template escapes; keep "<" readable
+	if err := enc.Encode(v); err != nil {
+		return fmt.Sprint(v)
+	}
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// pretty writes a document as indented JSON for people.
+func pretty(v any) string {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return fmt.Sprint(v)
+	}
+	return strings.TrimSuffix(b.String(), "\n")
+}
