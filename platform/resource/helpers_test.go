@@ -134,7 +134,7 @@ type cmd struct {
 	body       string
 	selects    []string
 	ifRevision uint64
-	crash      bool // crash after the first delivery's work
+	crash      bool   // crash after the first delivery's work
 	kind       string // the kind of the subject; the id's when empty
 }
 
