@@ -12,6 +12,8 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -364,6 +366,7 @@ func TestTLS(t *testing.T) {
 	t.Parallel()
 	srv := httptest.NewUnstartedServer(fakecloud.New())
 	srv.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are the point
 	srv.StartTLS()
 	defer srv.Close()
 	dir := t.TempDir()
