@@ -19,16 +19,18 @@ import (
 	"stratuslab.dev/proto/subject"
 )
 
-// Values of an Event's type, severity and outcome (DMTF CIMI Event).
+// Values of an Event's type, severity and outcome (DMTF CIMI Event), and
+// of its content's state for the end of a command (a resource change has
+// the event's name: created, updated, deleted).
 const (
-	EventTypeState  = "state"
-	SeverityLow     = "low"
-	SeverityMedium  = "medium"
-	OutcomeSuccess  = "Success"
-	OutcomeFailure  = "Failure"
-	OutcomeStatus   = "Status"
-	StateCompleted  = "completed"
-	StateFailedWord = "failed"
+	EventTypeState   = "state"
+	SeverityLow      = "low"
+	SeverityMedium   = "medium"
+	OutcomeSuccess   = "Success"
+	OutcomeFailure   = "Failure"
+	OutcomeStatus    = "Status"
+	ContentCompleted = "completed"
+	ContentFailed    = "failed"
 )
 
 // Event is the stored form of a CIMI Event: one entry of the audit trail.
@@ -127,7 +129,7 @@ func (j *Jobs) auditEntry(ctx context.Context, ev *bus.Event, tokens []string) (
 			j.log.Warn("event cannot be read; not recorded", "subject", ev.Subject(), "event", ev.ID(), "error", err)
 			return e, false, nil
 		}
-		e.Severity, e.Outcome, e.Content.State = SeverityLow, OutcomeSuccess, StateCompleted
+		e.Severity, e.Outcome, e.Content.State = SeverityLow, OutcomeSuccess, ContentCompleted
 		e.Description = c.GetMessage()
 		e.Timestamp = c.GetCompletedAt().AsTime()
 		target := ""
@@ -143,7 +145,7 @@ func (j *Jobs) auditEntry(ctx context.Context, ev *bus.Event, tokens []string) (
 			j.log.Warn("event cannot be read; not recorded", "subject", ev.Subject(), "event", ev.ID(), "error", err)
 			return e, false, nil
 		}
-		e.Severity, e.Outcome, e.Content.State = SeverityMedium, OutcomeFailure, StateFailedWord
+		e.Severity, e.Outcome, e.Content.State = SeverityMedium, OutcomeFailure, ContentFailed
 		e.Description = fmt.Sprintf("%s (%s)", f.GetError().GetMessage(), f.GetError().GetCode())
 		e.Timestamp = f.GetFailedAt().AsTime()
 		e.Content.Resource, e.Content.ResName, e.Content.ResType = describe(j.targetOf(ctx, ev.JobID()), tokens)
