@@ -166,7 +166,7 @@ func (w *write) edit(ctx context.Context) (bus.Result, error) {
 		if w.k.Change != nil {
 			return w.k.Change(ctx, w.who, current, clone(in), slices.Clone(w.rc.GetSelect()))
 		}
-		return replace(current, in, w.rc.GetSelect()), nil
+		return Replace(current, in, w.rc.GetSelect()), nil
 	})
 }
 
@@ -194,10 +194,13 @@ func (w *write) actionList() string {
 	return ": it accepts " + strings.Join(names, ", ")
 }
 
-// replace is the generic edit: every attribute the caller may write (all,
-// or those of selects) takes the body's value, or disappears when the body
-// lacks it. The acl is kept unless the body gives one.
-func replace(current, in map[string]any, selects []string) map[string]any {
+// Replace is the generic edit, for Change hooks that validate its result:
+// every attribute the caller may write (all, or those of selects) takes
+// the body's value, or disappears when the body lacks it. Server-set
+// attributes (id, resourceURI, created, updated, operations) keep their
+// current values, and the acl is kept unless the body gives one. current
+// is not modified.
+func Replace(current, in map[string]any, selects []string) map[string]any {
 	next := clone(current)
 	if len(selects) == 0 {
 		for a := range next {
