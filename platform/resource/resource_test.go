@@ -189,14 +189,22 @@ func TestCreate(t *testing.T) {
 		t.Errorf("refused creates left %d documents, want 1", n)
 	}
 
-	// A valid acl in the body is kept.
+	// A valid acl in the body is kept when it leaves the creator ALL.
 	id2 := newID()
-	o = e.do(alice, cmd{verb: subject.VerbCimiCreate, id: id2, body: `{"acl":{"owner":{"principal":"bob","type":"USER"}}}`})
+	o = e.do(alice, cmd{verb: subject.VerbCimiCreate, id: id2, body: `{"acl":{"owner":{"principal":"alice","type":"USER"},"rules":[{"principal":"bob","type":"USER","right":"VIEW"}]}}`})
 	if o.code != "" {
 		t.Fatal(o.code, o.message)
 	}
 	if _, _, code := e.get(bob, id2); code != "" {
-		t.Errorf("bob, named owner, cannot read: %s", code)
+		t.Errorf("bob, given VIEW, cannot read: %s", code)
+	}
+	if o := e.do(alice, cmd{verb: subject.VerbCimiCreate, id: newID(), body: `{"acl":{"owner":{"principal":"bob","type":"USER"}}}`}); o.code != errs.Forbidden {
+		t.Errorf("alice giving a new Note away: %s", o.code)
+	}
+	id3 := newID()
+	o = e.do(admin, cmd{verb: subject.VerbCimiCreate, id: id3, body: `{"acl":{"owner":{"principal":"bob","type":"USER"}}}`})
+	if _, _, code := e.get(bob, id3); o.code != "" || code != "" {
+		t.Errorf("an administrator creating a Note for bob: %s, bob reads: %s", o.code, code)
 	}
 }
 

@@ -116,6 +116,11 @@ func (w *write) create(ctx context.Context) (bus.Result, error) {
 		if acl, err = parseACL(v); err != nil {
 			return bus.Result{}, errs.Errorf(errs.Invalid, "The acl of the new %s is not valid: %s.", k.Name, err.Error())
 		}
+		// Nobody gives away at creation what they could not give away by
+		// an edit, which needs ALL.
+		if !acl.Allows(w.who, cimi.All) {
+			return bus.Result{}, errs.Errorf(errs.Forbidden, "The acl of the new %s must leave you the ALL right: you could not manage it otherwise.", k.Name)
+		}
 	} else if k.DefaultACL != nil {
 		acl = k.DefaultACL(w.who, id, clone(doc))
 	} else {
