@@ -1,10 +1,17 @@
 package cimi
 
 import (
+	"crypto/tls"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"stratuslab.dev/platform/config"
+	"stratuslab.dev/platform/daemon"
 )
 
 func TestUseTLS(t *testing.T) {
@@ -65,5 +72,60 @@ func TestSettings(t *testing.T) {
 		if !slices.Equal(tr.Proxies, tt.proxies) || tr.DNHeader != tt.s.ClientDNHeader || wait != tt.wait {
 			t.Errorf("%+v: trust %+v, wait %v", tt.s, tr, wait)
 		}
+	}
+}
+
+func TestNewListener(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	tests := []struct {
+		boot       config.Bootstrap
+		wantScheme string
+		wantErr    string
+	}{
+		{config.Bootstrap{Listen: "127.0.0.1:0", TLS: config.TLSAuto, DataDir: dir}, "http", ""},
+		{config.Bootstrap{Listen: "127.0.0.1:0", TLS: config.TLSOn, DataDir: dir}, "https", ""},
+		{config.Bootstrap{Listen: "0.0.0.0:0", TLS: config.TLSOff, DataDir: dir}, "", "loopback"},
+		{config.Bootstrap{Listen: "127.0.0.1:0", TLS: config.TLSOn, DataDir: dir, TLSCert: filepath.Join(dir, "none.pem")}, "", "tls_key"},
+		{config.Bootstrap{Listen: "127.0.0.1:0", TLS: config.TLSAuto, DataDir: dir, ClientCAs: filepath.Join(dir, "none")}, "", "client_cas"},
+	}
+	for _, tt := range tests {
+		s, err := New(&daemon.Deps{Boot: tt.boot})
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%+v: error %v, want one mentioning %q", tt.boot, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%+v: %v", tt.boot, err)
+			continue
+		}
+		if s.Scheme() != tt.wantScheme {
+			t.Errorf("%+v: scheme %q", tt.boot, s.Scheme())
+		}
+		if tt.wantScheme == "https" {
+			// The listener speaks TLS with the self-signed certificate
+			// kept in the data directory.
+			go func() {
+				if c, err := s.listener.Accept(); err == nil {
+					_ = c.(*tls.Conn).Handshake()
+					c.Close()
+				}
+			}()
+			c, err := tls.Dial("tcp", s.Addr(), &tls.Config{InsecureSkipVerify: true})
+			if err != nil {
+				t.Errorf("TLS handshake: %v", err)
+			} else {
+				if cn := c.ConnectionState().PeerCertificates[0]; cn == nil {
+					t.Error("no server certificate")
+				}
+				c.Close()
+			}
+			if _, err := os.Stat(filepath.Join(dir, Name, "tls", "cert.pem")); err != nil {
+				t.Errorf("self-signed certificate not kept: %v", err)
+			}
+		}
+		s.listener.Close()
 	}
 }
