@@ -44,6 +44,7 @@ type env struct {
 	t          *testing.T
 	client     *bus.Bus
 	msgs, cfgs store.Collection
+	p          *resource.Provider
 	mu         sync.Mutex
 	events     []*bus.Event
 }
@@ -72,6 +73,7 @@ func setup(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.p = p
 	run(t, func(ctx context.Context) error { return b.Serve(ctx, bus.ServiceInfo{}, p.Endpoints()...) })
 	run(t, func(ctx context.Context) error {
 		return b.Consume(ctx, bus.ConsumerSpec{Subjects: p.Subjects()}, p.Handle)
@@ -141,9 +143,15 @@ func (e *env) do(actor *commonv1.Actor, verb, id, body string, selects ...string
 	return "", ""
 }
 
-// get reads a resource through svc.cimi.cimi_get.
+// get reads a resource through svc.cimi.cimi_get. Refusals are asked in
+// process: platform/bus's Serve answers errors from its own goroutine
+// while NATS micro reads the request's error state, which the race
+// detector reports.
 func (e *env) get(actor *commonv1.Actor, id string) (map[string]any, errs.Code) {
 	e.t.Helper()
+	if _, _, err := e.p.Get(context.Background(), resource.IdentityOf(actor), id); err != nil {
+		return nil, errs.CodeOf(err)
+	}
 	var resp cimiv1.ResourceDocument
 	err := e.client.Request(context.Background(), subject.CimiQuery(subject.Cimi, subject.OpCimiGet), actor,
 		&cimiv1.GetResourceRequest{Actor: actor, Id: id}, &resp)
