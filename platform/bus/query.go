@@ -189,13 +189,13 @@ func (s *querier) answer(subject string, ep Endpoint, r micro.Request) {
 	}
 	if err == nil {
 		var data []byte
-		var opts []micro.RespondOpt
+		h := nats.Header{}
 		if resp != nil {
 			data, err = proto.Marshal(resp)
-			opts = append(opts, micro.WithHeaders(micro.Headers{HeaderType: {string(resp.ProtoReflect().Descriptor().FullName())}}))
+			h.Set(HeaderType, string(resp.ProtoReflect().Descriptor().FullName()))
 		}
 		if err == nil {
-			if rerr := r.Respond(data, opts...); rerr != nil {
+			if rerr := s.reply(r, data, h); rerr != nil {
 				s.log.Warn("cannot send a query reply", "subject", subject, "error", rerr)
 			}
 			return
@@ -207,9 +207,24 @@ func (s *querier) answer(subject string, ep Endpoint, r micro.Request) {
 	if code == codeInternal {
 		s.log.Error("query failed", "subject", subject, "error", err)
 	}
-	if rerr := r.Error(code, errorMessage(err), nil); rerr != nil {
+	h := nats.Header{}
+	h.Set(micro.ErrorHeader, errorMessage(err))
+	h.Set(micro.ErrorCodeHeader, code)
+	if rerr := s.reply(r, nil, h); rerr != nil {
 		s.log.Warn("cannot send a query error reply", "subject", subject, "error", rerr)
 	}
+}
+
+// reply answers r from the goroutine that ran its handler. It publishes on
+// the reply subject itself rather than through r.Respond or r.Error: micro
+// reads the request's error state once the (already returned) micro
+// handler is done, so setting it from another goroutine is a data race.
+// The price is that micro's statistics count no errors.
+func (s *querier) reply(r micro.Request, data []byte, h nats.Header) error {
+	if r.Reply() == "" {
+		return nil // a published query expects no answer
+	}
+	return s.bus.nc.PublishMsg(&nats.Msg{Subject: r.Reply(), Header: h, Data: data})
 }
 
 // call runs h, turning a panic into an internal error.
