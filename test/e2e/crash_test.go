@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -65,7 +66,7 @@ func interruptBurst(t *testing.T, interrupt func(*cloud)) {
 	// Watch completions so the kill lands in the middle of the work.
 	nc := connect(t, c.natsURL())
 	var completed atomic.Int64
-	sub, err := nc.Subscribe(subject.Completed(subject.CmdServiceMessageCreate), func(*nats.Msg) { completed.Add(1) })
+	sub, err := nc.Subscribe(subject.Completed(createMessage), func(*nats.Msg) { completed.Add(1) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,6 +128,13 @@ func connect(t *testing.T, url string) *nats.Conn {
 	return nc
 }
 
+// The subjects of a ServiceMessage create through the generic CIMI
+// resource protocol, and of the event that follows it.
+var (
+	createMessage  = subject.CimiCommand(subject.Cimi, subject.ResourceServiceMessage, subject.VerbCimiCreate)
+	messageCreated = subject.Event(subject.Cimi, subject.ResourceServiceMessage, subject.EventCreated)
+)
+
 // sendAll sends one create command per id from workers goroutines and
 // marks each one JetStream acknowledged. Errors (the server going away)
 // leave the command unmarked. The returned group ends when every worker
@@ -144,9 +152,10 @@ func sendAll(ctx context.Context, t *testing.T, nc *nats.Conn, ids []string, ack
 		wg.Go(func() {
 			for i := w; i < len(ids); i += workers {
 				meta := &commonv1.Meta{CommandId: ids[i], Actor: actor}
-				cmd := &cimiv1.CreateServiceMessage{Meta: meta, Uuid: ids[i], Name: "message " + ids[i]}
+				cmd := &cimiv1.ResourceCommand{Meta: meta, Kind: "ServiceMessage", Id: "ServiceMessage/" + ids[i],
+					Body: []byte(`{"name": "message ` + ids[i] + `"}`)}
 				sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				err := b.Send(sctx, subject.CmdServiceMessageCreate, meta, cmd)
+				err := b.Send(sctx, createMessage, meta, cmd)
 				cancel()
 				if err == nil {
 					acked[i].Store(true)
@@ -213,13 +222,13 @@ func checkExactlyOnce(ctx context.Context, t *testing.T, js jetstream.JetStream,
 	}
 
 	counts := readEvents(ctx, t, js)
-	completedSubj := subject.Completed(subject.CmdServiceMessageCreate)
+	completedSubj := subject.Completed(createMessage)
 	for _, id := range ids {
 		if n := counts[completedSubj+" "+id]; n != 1 {
 			t.Errorf("command %s: %d completion events, want 1", id, n)
 			break
 		}
-		if n := counts[subject.EvtServiceMessageCreated+" "+id]; n != 1 {
+		if n := counts[messageCreated+" "+id]; n != 1 {
 			t.Errorf("command %s: %d created events, want 1", id, n)
 			break
 		}
@@ -263,19 +272,19 @@ func readEvents(ctx context.Context, t *testing.T, js jetstream.JetStream) map[s
 
 func eventKey(t *testing.T, msg jetstream.Msg) string {
 	switch subj := msg.Subject(); subj {
-	case subject.Completed(subject.CmdServiceMessageCreate):
+	case subject.Completed(createMessage):
 		var e commonv1.CommandCompleted
 		if err := decode(msg, &e); err != nil {
 			t.Fatal(err)
 		}
 		return subj + " " + e.GetCommandId()
-	case subject.EvtServiceMessageCreated:
-		var e cimiv1.ServiceMessageCreated
+	case messageCreated:
+		var e cimiv1.ResourceChanged
 		if err := decode(msg, &e); err != nil {
 			t.Fatal(err)
 		}
-		return subj + " " + e.GetMessage().GetUuid()
-	case subject.Failed(subject.CmdServiceMessageCreate):
+		return subj + " " + strings.TrimPrefix(e.GetId(), "ServiceMessage/")
+	case subject.Failed(createMessage):
 		return "failed"
 	default:
 		return subj

@@ -29,12 +29,16 @@ func TestLiveSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := bus.New(nc, js, bus.Options{Service: "e2e"})
+	verb := subject.VerbCimiCreate // then edits
 	set := func(doc string) {
 		t.Helper()
 		meta := &commonv1.Meta{Actor: &commonv1.Actor{User: "admin", Roles: []string{cimi.RoleAdmin}}}
-		if err := b.Send(ctx, subject.CmdServiceConfigSet, meta, &cimiv1.SetServiceConfiguration{Meta: meta, Service: "pdisk", Document: doc}); err != nil {
+		cmd := &cimiv1.ResourceCommand{Meta: meta, Kind: "ServiceConfiguration", Id: "ServiceConfiguration/pdisk", Body: []byte(doc)}
+		subj := subject.CimiCommand(subject.Cimi, subject.ResourceToken("ServiceConfiguration"), verb)
+		if err := b.Send(ctx, subj, meta, cmd); err != nil {
 			t.Fatal(err)
 		}
+		verb = subject.VerbCimiEdit
 	}
 	waitLog := func(want ...string) {
 		t.Helper()
@@ -49,11 +53,11 @@ func TestLiveSettings(t *testing.T) {
 		t.Fatalf("no log line with %q\n%s", want, c.stderr)
 	}
 
-	set(`{"logLevel": "debug"}`)
+	set(`{"service": "pdisk", "logLevel": "debug"}`)
 	waitLog("log level changed", "service=pdisk", "level=DEBUG")
-	set(`{"logLevel": "chatty"}`)
+	set(`{"service": "pdisk", "logLevel": "chatty"}`)
 	waitLog("service=pdisk", "chatty")
-	set(`{"logLevel": "warn"}`)
+	set(`{"service": "pdisk", "logLevel": "warn"}`)
 	waitLog("log level changed", "service=pdisk", "level=WARN")
 	if err := c.stop(); err != nil {
 		t.Fatal(err)
