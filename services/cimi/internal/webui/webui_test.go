@@ -359,6 +359,9 @@ func TestCollectionPaging(t *testing.T) {
 		{"last page", "?%24first=41&%24last=60", "41–45 of 45", link(21, 40), "", "message 45", "message 40"},
 		{"pages of 10", "?%24first=11&%24last=20", "11–20 of 45", link(1, 10), link(21, 30), "message 11", "message 21"},
 		{"past the end", "?%24first=101", "none of 45 at 101", link(81, 100), "", "", "message"},
+		{"filter and order kept", "?%24filter=" + url.QueryEscape("name!='x'") + "&%24orderby=name%3Adesc", "1–20 of 45", "",
+			"/webui/ServiceMessage?" + url.Values{"$filter": {"name!='x'"}, "$orderby": {"name:desc"}, "$first": {"21"}, "$last": {"40"}}.Encode(),
+			"message 01", "message 21"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
