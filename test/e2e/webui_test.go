@@ -180,7 +180,6 @@ func TestWebUI(t *testing.T) {
 	}
 	base := u.Scheme + "://" + u.Host
 	password := adminPassword(t, c)
-	waitReady(t, c, "cimi", "authn")
 
 	t.Run("the guide's address leads to the CloudEntryPoint", func(t *testing.T) {
 		var loc string
@@ -198,6 +197,7 @@ func TestWebUI(t *testing.T) {
 		}
 	})
 
+	waitReady(t, c, "cimi", "authn")
 	t.Run("ServiceMessage", func(t *testing.T) {
 		webLogin(t, ctx, base, "admin", password)
 		const (
