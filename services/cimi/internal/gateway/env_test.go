@@ -47,6 +47,7 @@ var testUsers = map[string]struct {
 }{
 	"admin": {"admin-secret", []string{cimi.RoleAdmin}},
 	"alice": {"alice-secret", nil},
+	"bob":   {"bob-secret", nil},
 }
 
 // serveAuthn answers svc.authn.login, logout, keys and revocations as
@@ -61,6 +62,9 @@ func serveAuthn(ctx context.Context, b *bus.Bus) error {
 	keys := &authnv1.KeysResponse{Keys: []*authnv1.PublicKey{{Kid: "k1", Ed25519: pub, Created: timestamppb.Now()}}}
 	return b.Serve(ctx, bus.ServiceInfo{Name: subject.Authn},
 		bus.Handle("login", func(ctx context.Context, req *authnv1.LoginRequest) (proto.Message, error) {
+			if req.GetUsername() == "mallory" {
+				return nil, errs.New(errs.TooManyRequests, "Too many failed logins: wait a minute.")
+			}
 			u, ok := testUsers[req.GetUsername()]
 			if req.GetMethod() != authnv1.Method_METHOD_PASSWORD || !ok || u.password != req.GetPassword() {
 				return nil, errs.New(errs.Unauthorized, "The username or the password is wrong.")
@@ -118,6 +122,35 @@ type env struct {
 type envOptions struct {
 	noOwner   bool          // the cimi resource owner is not running
 	writeWait time.Duration // 0: the default
+	// widgets adds a Widget kind, owned by a "widgets" service, that any
+	// user may create and that has the action "polish".
+	widgets bool
+}
+
+// widgetKind is the gateway's entry for the test kind Widget.
+var widgetKind = api.Kind{Name: "Widget", Attr: "widgets", Service: "widgets", AddRole: cimi.RoleUser, Actions: []string{"polish"}}
+
+// serveWidgets runs the owner of Widget resources.
+func serveWidgets(t testing.TB, b *bus.Bus, coll store.Collection) {
+	p, err := resource.New(b, "widgets", quiet(), resource.Kind{
+		Name: "Widget", Collection: coll,
+		CanCreate: func(who cimi.Identity) bool { return who.User != "" },
+		Actions: map[string]func(context.Context, cimi.Identity, map[string]any, map[string]any) (map[string]any, error){
+			"polish": func(_ context.Context, _ cimi.Identity, current, _ map[string]any) (map[string]any, error) {
+				current["polished"] = true
+				return current, nil
+			},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, func(ctx context.Context) error {
+		return b.Serve(ctx, bus.ServiceInfo{Name: "widgets"}, p.Endpoints()...)
+	})
+	start(t, func(ctx context.Context) error {
+		return b.Consume(ctx, bus.ConsumerSpec{Durable: "widgets", Subjects: p.Subjects()}, p.Handle)
+	})
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -161,7 +194,12 @@ func newEnv(t testing.TB, o envOptions) *env {
 	start(t, au.Run)
 	eventually(t, "session keys loaded", func() bool { return au.Ready() == nil })
 
-	res, err := api.New(api.Options{Bus: b, Conn: nc, Jobs: jobRecorder{jb}, Log: quiet(), WriteWait: o.writeWait})
+	kinds := api.DefaultKinds()
+	if o.widgets {
+		kinds = append(kinds, widgetKind)
+		serveWidgets(t, bus.New(nc, js, bus.Options{Service: "widgets", Logger: quiet()}), coll("Widget"))
+	}
+	res, err := api.New(api.Options{Bus: b, Conn: nc, Jobs: jobRecorder{jb}, Log: quiet(), WriteWait: o.writeWait, Kinds: kinds})
 	if err != nil {
 		t.Fatal(err)
 	}

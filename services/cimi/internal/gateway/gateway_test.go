@@ -265,6 +265,10 @@ func TestSessions(t *testing.T) {
 
 	e.do(req{method: "POST", path: "/cimi/login", body: `{"username":"alice","password":"wrong"}`}).wantError(t, "wrong password", 401, errs.Unauthorized)
 	e.do(req{method: "POST", path: "/cimi/login", body: `{"username":`}).wantError(t, "broken body", 400, errs.Invalid)
+	r = e.do(req{method: "POST", path: "/cimi/login", body: `{"username":"mallory","password":"x"}`}).wantError(t, "throttled", 429, errs.TooManyRequests)
+	if r.header.Get("Retry-After") == "" {
+		t.Error("429 without Retry-After")
+	}
 
 	// Logout revokes the token.
 	tok := e.token("alice")
@@ -323,5 +327,46 @@ func TestWebUIMounted(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
 		t.Errorf("web UI: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}
+
+func TestActions(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{widgets: true})
+	eventually(t, "widgets owner answering", func() bool {
+		return e.do(req{method: "GET", path: "/cimi/Widget"}).status == 200
+	})
+	r := e.do(req{method: "POST", path: "/cimi/Widget", as: "alice", body: `{"name": "w"}`}).want(t, "create", 201)
+	id := r.body["resource-id"].(string)
+	r = e.do(req{method: "GET", path: "/cimi/" + id, as: "alice"}).want(t, "get", 200)
+	wantOps := []string{"edit", "delete", cimi.ActionURI("polish")}
+	if got := rels(r.body); !slices.Equal(got, wantOps) {
+		t.Errorf("owner's operations %v, want %v", got, wantOps)
+	}
+	for _, op := range r.body["operations"].([]any) {
+		if m := op.(map[string]any); m["rel"] == cimi.ActionURI("polish") && m["href"] != id+"/polish" {
+			t.Errorf("action href %v", m["href"])
+		}
+	}
+	if got := rels(e.do(req{method: "GET", path: "/cimi/" + id, as: "admin"}).body); !slices.Equal(got, wantOps) {
+		t.Errorf("admin's operations %v", got)
+	}
+
+	// The operation href, with an empty body or with the Action.
+	r = e.do(req{method: "POST", path: "/cimi/" + id + "/polish", as: "alice"}).want(t, "action at its href", 200)
+	if r.header.Get("CIMI-Job-URI") == "" || r.body["resource"].(map[string]any)["polished"] != true {
+		t.Errorf("action answered %v %s", r.header, r.raw)
+	}
+	action := fmt.Sprintf(`{"resourceURI": %q, "action": %q}`, cimi.ResourceURI("Action"), cimi.ActionURI("polish"))
+	e.do(req{method: "POST", path: "/cimi/" + id, as: "alice", body: action}).want(t, "Action posted to the resource", 200)
+	e.do(req{method: "POST", path: "/cimi/" + id + "/polish", as: "alice", body: action}).want(t, "Action at its href", 200)
+
+	e.do(req{method: "POST", path: "/cimi/" + id + "/rust", as: "alice"}).wantError(t, "unknown action", 400, errs.Invalid)
+	e.do(req{method: "POST", path: "/cimi/" + id, as: "alice", body: `{"action": "x"}`}).wantError(t, "unknown action URI", 400, errs.Invalid)
+	e.do(req{method: "POST", path: "/cimi/" + id + "/polish", as: "alice", body: `{"action": "stop"}`}).wantError(t, "disagreeing action", 400, errs.Invalid)
+	e.do(req{method: "POST", path: "/cimi/" + id + "/polish"}).wantError(t, "anonymous action", 401, errs.Unauthorized)
+	e.do(req{method: "POST", path: "/cimi/" + id + "/polish", as: "bob"}).wantError(t, "someone else's widget", 404, errs.NotFound)
+	if got := rels(e.do(req{method: "GET", path: "/cimi/Widget", as: "bob"}).body); !slices.Equal(got, []string{"add"}) {
+		t.Errorf("a user's collection operations %v", got)
 	}
 }
