@@ -78,10 +78,7 @@ func EnsureAdmin(ctx context.Context, users store.Collection, dataDir string, lo
 			Description: "administrator created at first start",
 			Created:     now,
 			Updated:     now,
-			ACL: cimi.ACL{
-				Owner: cimi.Owner{Principal: cimi.RoleAdmin, Type: cimi.Role},
-				Rules: []cimi.Rule{{Principal: AdminName, Type: cimi.User, Right: cimi.View}},
-			},
+			ACL:         ACL(AdminName),
 		},
 		Username: AdminName,
 		Password: string(hash),
@@ -107,6 +104,52 @@ func EnsureAdmin(ctx context.Context, users store.Collection, dataDir string, lo
 	// administrator has no other way to learn it when the file is lost.
 	log.Warn(fmt.Sprintf("%s entry created; initial password is %s", admin.ID, password), "password_file", path)
 	return true, nil
+}
+
+// Get returns the record of username; the error wraps store.ErrNotFound
+// when there is none.
+func Get(ctx context.Context, users store.Collection, username string) (User, error) {
+	doc, err := users.Get(ctx, ID(username))
+	if err != nil {
+		return User{}, err
+	}
+	return decode(doc)
+}
+
+func decode(doc store.Document) (User, error) {
+	var u User
+	if err := json.Unmarshal(doc.Body, &u); err != nil {
+		return User{}, fmt.Errorf("users: %s is damaged: %w", doc.ID, err)
+	}
+	return u, nil
+}
+
+// ByDN returns the enabled users whose certificate DN is dn (compared after
+// NormalizeDN).
+func ByDN(ctx context.Context, users store.Collection, dn string) ([]User, error) {
+	dn = NormalizeDN(dn)
+	if dn == "" {
+		return nil, nil
+	}
+	q := cimi.Query{Filter: &cimi.Logical{Op: cimi.And, Terms: []cimi.Expr{
+		&cimi.Comparison{Attr: cimi.Attribute{Path: []string{attrAltNames, attrX500DN}}, Op: cimi.Eq, Value: cimi.Value{Kind: cimi.String, Str: dn}},
+		&cimi.Comparison{Attr: cimi.Attribute{Path: []string{attrEnabled}}, Op: cimi.Eq, Value: cimi.Value{Kind: cimi.Bool, Bool: true}},
+	}}, Last: 10}
+	page, err := users.Query(ctx, q, cimi.Identity{Roles: []string{cimi.RoleAdmin}})
+	if err != nil {
+		return nil, fmt.Errorf("users: find users by DN: %w", err)
+	}
+	out := make([]User, 0, len(page.Docs))
+	for _, d := range page.Docs {
+		u, err := decode(d)
+		if err != nil {
+			return nil, err
+		}
+		if u.Enabled && NormalizeDN(u.AltNames.X500DN) == dn {
+			out = append(out, u)
+		}
+	}
+	return out, nil
 }
 
 // writeSecret writes data to a new file only its owner can read.
