@@ -114,7 +114,9 @@ func (s *Service) Login(ctx context.Context, req *authnv1.LoginRequest) (*authnv
 	var method, who, refused string
 	switch req.GetMethod() {
 	case authnv1.Method_METHOD_PASSWORD:
-		method, who, refused = MethodPassword, "user:"+req.GetUsername(), MsgWrongPassword
+		// Lower case: directories compare names without case, and an
+		// attacker must not get fresh counts by varying it.
+		method, who, refused = MethodPassword, "user:"+strings.ToLower(req.GetUsername()), MsgWrongPassword
 	case authnv1.Method_METHOD_CERTIFICATE:
 		method, who, refused = MethodCertificate, "dn:"+users.NormalizeDN(req.GetDn()), MsgCertificateRefused
 	case authnv1.Method_METHOD_VOMS:
@@ -153,13 +155,21 @@ func (s *Service) Login(ctx context.Context, req *authnv1.LoginRequest) (*authnv
 	return s.open(ctx, cfg, method, id)
 }
 
-// logName is the name a refused login is logged under: never a password.
+// logName is the name a refused login is logged under, cut short: never
+// a password.
 func logName(req *authnv1.LoginRequest) string {
+	name := req.GetDn()
 	if req.GetMethod() == authnv1.Method_METHOD_PASSWORD {
-		return req.GetUsername()
+		name = req.GetUsername()
 	}
-	return req.GetDn()
+	if len(name) > maxLogName {
+		name = strings.ToValidUTF8(name[:maxLogName], "") + "…"
+	}
+	return name
 }
+
+// maxLogName bounds the names logged for refused logins.
+const maxLogName = 256
 
 func plural(n int) string {
 	if n == 1 {
@@ -207,13 +217,17 @@ func methodOf(name string) authnv1.Method {
 // local passwords are enabled, then against LDAP when it is enabled. A
 // local record that is disabled refuses the user outright, LDAP or not.
 func (s *Service) password(ctx context.Context, cfg settings.Settings, username, password string) (identity, error) {
-	local, err := users.Get(ctx, s.users, username)
+	var local users.User
+	var err error
+	if users.CheckUsername(username) == nil { // other names can only be LDAP's
+		local, err = users.Get(ctx, s.users, username)
+	}
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrInvalid):
 		local = users.User{}
 	case err != nil:
 		return identity{}, errs.Wrap(errs.Unavailable, err, "The user records cannot be read now: retry later")
-	case !local.Enabled:
+	case local.Username != "" && !local.Enabled:
 		_ = bcrypt.CompareHashAndPassword([]byte(dummyHash), []byte(password))
 		return identity{}, refusedf("user %s is disabled", username)
 	}

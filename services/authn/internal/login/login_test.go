@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -119,7 +120,7 @@ func refused(t *testing.T, err error, msg string) {
 }
 
 func pw(user, password string) *authnv1.LoginRequest {
-	return &authnv1.LoginRequest{Method: authnv1.Method_METHOD_PASSWORD, Username: user, Password: password, Source: "192.0.2.1"}
+	return &authnv1.LoginRequest{Method: authnv1.Method_METHOD_PASSWORD, Username: user, Password: password}
 }
 
 func TestPasswordLogin(t *testing.T) {
@@ -142,6 +143,9 @@ func TestPasswordLogin(t *testing.T) {
 		{"disabled user", pw("carol", "carol pass"), "", nil},
 		{"user without password", pw("nopass", ""), "", nil},
 		{"empty password", pw("alice", ""), "", nil},
+		{"empty username", pw("", ""), "", nil},
+		{"username no record can have", pw("User/x\x00", "alice pass"), "", nil},
+		{"overlong username", pw(strings.Repeat("a", 10000), "alice pass"), "", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

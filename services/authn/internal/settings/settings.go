@@ -146,10 +146,42 @@ func (l *LDAP) problems() []string {
 			p = append(p, fmt.Sprintf("%q is required when LDAP passwords are enabled", r.name))
 		}
 	}
+	names := []struct{ name, value string }{
+		{"ldap/user-object-class", l.UserObjectClass},
+		{"ldap/user-id-attr", l.UserIDAttr},
+		{"ldap/role-object-class", l.RoleObjectClass},
+		{"ldap/role-member-attr", l.RoleMemberAttr},
+		{"ldap/role-name-attr", l.RoleNameAttr},
+	}
+	for _, n := range names {
+		if n.value != "" && !attributeName(n.value) {
+			p = append(p, fmt.Sprintf("%q must be an LDAP attribute or class name such as uid, not %q", n.name, n.value))
+		}
+	}
 	if port := l.Connection.Host.Port; port < 0 || port > 65535 {
 		p = append(p, fmt.Sprintf(`"ldap/connection/host/port" %d is not a TCP port`, port))
 	}
 	return p
+}
+
+// attributeName reports whether s is an LDAP attribute or object class
+// name (a letter, then letters, digits and '-') or an OID; they are written
+// into search filters, so nothing else may pass.
+func attributeName(s string) bool {
+	if s == "" {
+		return false
+	}
+	oid := s[0] >= '0' && s[0] <= '9'
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case oid && (c >= '0' && c <= '9' || c == '.'):
+		case !oid && (c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' && i > 0 || c == '-' && i > 0):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // Port returns the directory's port, the LDAP or LDAPS default when unset.

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"stratuslab.dev/platform/cimi"
 	"stratuslab.dev/platform/store"
 	"stratuslab.dev/platform/store/embedded"
 	"stratuslab.dev/platform/testkit"
@@ -78,6 +79,14 @@ func TestEnsureAdmin(t *testing.T) {
 	}
 	if err := bcrypt.CompareHashAndPassword([]byte(u.Password), []byte(password)); err != nil {
 		t.Errorf("stored hash does not match the password: %v", err)
+	}
+	if cost, err := bcrypt.Cost([]byte(u.Password)); err != nil || cost < 12 {
+		t.Errorf("bcrypt cost %d, %v; want at least 12", cost, err)
+	}
+	// The same ACL as a user created through CIMI: administrators own it,
+	// the user may change it.
+	if u.ACL.Owner.Principal != "::ADMIN" || !u.ACL.Allows(cimi.Identity{User: "admin"}, cimi.Modify) || u.ResourceURI != cimi.ResourceURI(Kind) {
+		t.Errorf("admin record acl %+v, resourceURI %q", u.ACL, u.ResourceURI)
 	}
 
 	// A restart, or a second replica, changes nothing.
