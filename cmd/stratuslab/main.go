@@ -214,13 +214,21 @@ func adminAddr(base string, i int) (string, error) {
 }
 
 func printBanner(w io.Writer, boot config.Bootstrap, natsURL string, comps []*component) {
-	endpoint := "http://" + comps[0].svc.(*cimi.Service).Addr() + "/cimi/cloudEntryPoint"
+	gw := comps[0].svc.(*cimi.Service)
+	base := gw.Scheme() + "://" + gw.Addr()
+	endpoint := base + "/cimi/cloudEntryPoint"
+	insecure := ""
+	if gw.Scheme() == "https" {
+		insecure = "-k " // the first start generates a self-signed certificate
+	}
+	password := filepath.Join(boot.DataDir, authn.PasswordFile)
 	fmt.Fprintf(w, "StratusLab %s is running (Ctrl-C stops it).\n\n", daemon.Version)
 	fmt.Fprintf(w, "  CIMI endpoint   %s\n", endpoint)
-	fmt.Fprintf(w, "  try             curl -s %s\n", endpoint)
-	fmt.Fprintf(w, "  administrator   user admin, first password in %s\n", filepath.Join(boot.DataDir, authn.PasswordFile))
-	fmt.Fprintf(w, "  log in          not yet over HTTP: login comes with the gateway's authentication;\n")
-	fmt.Fprintf(w, "                  until then every request is anonymous and read-only\n")
+	fmt.Fprintf(w, "  try             curl -s %s%s\n", insecure, endpoint)
+	fmt.Fprintf(w, "  web UI          %s/webui/\n", base)
+	fmt.Fprintf(w, "  administrator   user admin, first password in %s\n", password)
+	fmt.Fprintf(w, "  log in          curl -s %s-u admin:\"$(cat %s)\" %s/cimi/authn\n", insecure, password, base)
+	fmt.Fprintf(w, "                  or: stratus --endpoint %s -u admin -p ... whoami\n", base)
 	if boot.NATSListen != "" {
 		fmt.Fprintf(w, "  NATS            %s   (nats --server %s micro ls)\n", natsURL, natsURL)
 	}
