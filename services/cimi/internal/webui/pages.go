@@ -467,7 +467,11 @@ func (u *UI) loginPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	u.render(w, http.StatusOK, "login", &view{Title: "Login", User: s.Identity.User, Login: &loginView{}})
+	v := &view{Title: "Login", User: s.Identity.User, Login: &loginView{}}
+	if r.URL.Query().Get("ended") != "" && s.Identity.User == "" {
+		v.Notice = "Your session has ended (it expired, you logged out elsewhere, or your password changed): log in again."
+	}
+	u.render(w, http.StatusOK, "login", v)
 }
 
 // login serves the POST of the login form: on success the session cookie

@@ -150,6 +150,8 @@ type view struct {
 	User string
 	// Error is a message for the person, shown above the page.
 	Error string
+	// Notice is information for the person that is not an error.
+	Notice string
 
 	Kinds      []api.Kind
 	Collection *collectionView
@@ -186,8 +188,10 @@ func (u *UI) fail(w http.ResponseWriter, r *http.Request, s api.Session, err err
 }
 
 // session finds who sent r. A cookie that no longer verifies (expired,
-// revoked, signed with a retired key) is cleared and the caller continues
-// anonymously, as after a logout; other failures are reported.
+// revoked by a logout elsewhere or a password change, signed with a
+// retired key) is cleared; a page read then goes to the login form, which
+// says the session ended, rather than showing the page to an anonymous
+// caller who would find things "missing". Other failures are reported.
 func (u *UI) session(w http.ResponseWriter, r *http.Request) (api.Session, bool) {
 	s, err := u.sess.Authenticate(r)
 	if err == nil {
@@ -196,6 +200,10 @@ func (u *UI) session(w http.ResponseWriter, r *http.Request) (api.Session, bool)
 	if errs.CodeOf(err) == errs.Unauthorized {
 		if _, cerr := r.Cookie(api.SessionCookie); cerr == nil {
 			u.sess.ClearCookie(w)
+			if r.Method == http.MethodGet {
+				http.Redirect(w, r, Prefix+"login?ended=1", http.StatusSeeOther)
+				return api.Session{}, false
+			}
 			return api.Session{}, true
 		}
 	}

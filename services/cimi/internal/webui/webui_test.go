@@ -540,14 +540,18 @@ func TestLoginAndLogoutCookies(t *testing.T) {
 	if !slices.Contains(f.sess.revoked, adminToken) {
 		t.Error("logout did not revoke the session")
 	}
-	// The revoked cookie no longer authenticates: the page shows the
-	// login link and clears the cookie rather than failing.
-	w = f.do(t, req{method: http.MethodGet, path: "/webui/", token: adminToken})
-	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `id="login"`) {
-		t.Errorf("status %d after logout, page:\n%s", w.Code, w.Body)
+	// The revoked cookie no longer authenticates: a page read clears it
+	// and goes to the login form, which says why.
+	w = f.do(t, req{method: http.MethodGet, path: "/webui/ServiceMessage", token: adminToken})
+	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/webui/login?ended=1" {
+		t.Errorf("a stale cookie led to %d %q", w.Code, w.Header().Get("Location"))
 	}
 	if c := cookie(w, api.SessionCookie); c == nil || c.MaxAge >= 0 {
 		t.Errorf("a stale cookie was not cleared: %q", w.Header().Values("Set-Cookie"))
+	}
+	w = f.do(t, req{method: http.MethodGet, path: "/webui/login?ended=1"})
+	if !strings.Contains(w.Body.String(), `id="notice"`) || !strings.Contains(w.Body.String(), `id="login"`) {
+		t.Errorf("the login form does not say the session ended:\n%s", w.Body)
 	}
 }
 
