@@ -10,16 +10,23 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"stratuslab.dev/platform/bus"
 	"stratuslab.dev/platform/cimi"
+	"stratuslab.dev/platform/config"
+	"stratuslab.dev/platform/daemon"
 	"stratuslab.dev/platform/errs"
 	"stratuslab.dev/platform/resource"
 	"stratuslab.dev/platform/session"
@@ -28,6 +35,7 @@ import (
 	"stratuslab.dev/platform/testkit"
 	authnv1 "stratuslab.dev/proto/stratus/authn/v1"
 	"stratuslab.dev/proto/subject"
+	"stratuslab.dev/services/authn"
 	"stratuslab.dev/services/cimi/internal/api"
 	"stratuslab.dev/services/cimi/internal/auth"
 	"stratuslab.dev/services/cimi/internal/jobs"
@@ -96,6 +104,27 @@ func serveAuthn(ctx context.Context, b *bus.Bus) error {
 	)
 }
 
+// startAuthn runs the real authn service on the test's NATS server and
+// returns the administrator's first password.
+func startAuthn(t testing.TB, srv *server.Server) string {
+	t.Helper()
+	dir := t.TempDir()
+	boot := config.Bootstrap{DataDir: dir, AdminListen: "127.0.0.1:0", Store: config.StoreEmbedded,
+		LogFormat: "text", LogLevel: "error", Instance: "test"}
+	d, err := daemon.Open(context.Background(), authn.Name, boot, daemon.Options{Server: srv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close(context.Background()) })
+	start(t, authn.New(d).Run)
+	var pw []byte
+	eventually(t, "admin password written", func() bool {
+		pw, err = os.ReadFile(filepath.Join(dir, authn.PasswordFile))
+		return err == nil && len(bytes.TrimSpace(pw)) > 0
+	})
+	return string(bytes.TrimSpace(pw))
+}
+
 // jobRecorder adapts the jobs package to the gateway core, as cimi.go does.
 type jobRecorder struct{ j *jobs.Jobs }
 
@@ -114,13 +143,19 @@ type env struct {
 	url string
 	res *api.Service
 	bus *bus.Bus
-	// tokens of the logged-in test users
-	tokens map[string]string
+	// tokens of the logged-in test users, and their passwords
+	tokens, passwords map[string]string
+	// realAuthn is set when the real authn service runs: test users other
+	// than admin are created on first use.
+	realAuthn bool
 }
 
 // envOptions change the cloud of a test.
 type envOptions struct {
-	noOwner   bool          // the cimi resource owner is not running
+	noOwner bool // the cimi resource owner is not running
+	// realAuthn runs the real authn service (bcrypt, User records) instead
+	// of the stand-in, which answers at once and throttles "mallory".
+	realAuthn bool
 	writeWait time.Duration // 0: the default
 	// widgets adds a Widget kind, owned by a "widgets" service, that any
 	// user may create and that has the action "polish".
@@ -156,9 +191,28 @@ func serveWidgets(t testing.TB, b *bus.Bus, coll store.Collection) {
 func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	ctx := context.Background()
-	nc, js := testkit.JetStream(t)
+	srv := testkit.NATS(t, "")
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := bus.EnsureStreams(ctx, js, bus.StreamOptions{}); err != nil {
 		t.Fatal(err)
+	}
+	// authn first: opening its dependencies updates the streams, which
+	// nats-server does not do safely while consumers are being created
+	// (a data race inside the server, seen with -race).
+	adminPassword := testUsers["admin"].password
+	if !o.realAuthn {
+		authnBus := bus.New(nc, js, bus.Options{Service: subject.Authn, Logger: quiet()})
+		start(t, func(ctx context.Context) error { return serveAuthn(ctx, authnBus) })
+	} else {
+		adminPassword = startAuthn(t, srv)
 	}
 	b := bus.New(nc, js, bus.Options{Service: subject.Cimi, Logger: quiet()})
 	st, err := embedded.Open(ctx, js, subject.Cimi)
@@ -188,8 +242,6 @@ func newEnv(t testing.TB, o envOptions) *env {
 		})
 		start(t, jb.Run)
 	}
-	authnBus := bus.New(nc, js, bus.Options{Service: subject.Authn, Logger: quiet()})
-	start(t, func(ctx context.Context) error { return serveAuthn(ctx, authnBus) })
 	au := auth.New(b, quiet(), auth.Options{})
 	start(t, au.Run)
 	eventually(t, "session keys loaded", func() bool { return au.Ready() == nil })
@@ -206,9 +258,15 @@ func newEnv(t testing.TB, o envOptions) *env {
 	t.Cleanup(func() { _ = res.Close() })
 	created := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
 	gw := New(Options{Log: quiet(), Created: created, Resources: res, Sessions: au, WebUI: webui.New(res, au, quiet()).Handler()})
-	srv := httptest.NewServer(gw.Handler())
-	t.Cleanup(srv.Close)
-	e := &env{t: t, url: srv.URL, res: res, bus: b, tokens: map[string]string{}}
+	hs := httptest.NewServer(gw.Handler())
+	t.Cleanup(hs.Close)
+	e := &env{t: t, url: hs.URL, res: res, bus: b, tokens: map[string]string{}, passwords: map[string]string{"admin": adminPassword}}
+	e.realAuthn = o.realAuthn
+	if !o.realAuthn {
+		for name, u := range testUsers {
+			e.passwords[name] = u.password
+		}
+	}
 	if !o.noOwner {
 		// The owner's endpoints answer once Serve has registered them.
 		eventually(t, "owner answering", func() bool {
@@ -314,7 +372,12 @@ func (e *env) token(user string) string {
 	if tok, ok := e.tokens[user]; ok {
 		return tok
 	}
-	b, _ := json.Marshal(map[string]string{"username": user, "password": testUsers[user].password})
+	pw, ok := e.passwords[user]
+	if !ok && e.realAuthn {
+		e.addUser(user)
+		pw = testUsers[user].password
+	}
+	b, _ := json.Marshal(map[string]string{"username": user, "password": pw})
 	r := e.do(req{method: "POST", path: "/cimi/login", body: string(b)})
 	tok, _ := r.body["token"].(string)
 	if r.status != 200 || tok == "" {
@@ -322,6 +385,22 @@ func (e *env) token(user string) string {
 	}
 	e.tokens[user] = tok
 	return tok
+}
+
+// addUser creates a test user as an administrator would, and waits until
+// authn has it.
+func (e *env) addUser(name string) {
+	e.t.Helper()
+	body, _ := json.Marshal(map[string]any{"username": name, "password": testUsers[name].password, "enabled": true,
+		"first-name": name, "last-name": "Test"})
+	r := e.do(req{method: "POST", path: "/cimi/User", as: "admin", body: string(body)})
+	if r.status != 201 && r.status != 202 {
+		e.t.Fatalf("create User/%s: %d %s", name, r.status, r.raw)
+	}
+	eventually(e.t, "User/"+name+" created", func() bool {
+		return e.do(req{method: "GET", path: "/cimi/User/" + name, as: "admin"}).status == 200
+	})
+	e.passwords[name] = testUsers[name].password
 }
 
 // want checks the status of an answer.

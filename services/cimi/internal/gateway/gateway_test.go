@@ -42,7 +42,7 @@ func TestCloudEntryPoint(t *testing.T) {
 
 func TestServiceMessageCRUD(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{})
+	e := newEnv(t, envOptions{realAuthn: true})
 	body := `{"name": "StratusLab is Alive!", "description": "Deploying StratusLab clouds is fun."}`
 	r := e.do(req{method: "POST", path: "/cimi/ServiceMessage", as: "admin", body: body}).want(t, "create", 201)
 	id, _ := r.body["resource-id"].(string)
@@ -97,7 +97,7 @@ func TestServiceMessageCRUD(t *testing.T) {
 
 func TestCreateRights(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{})
+	e := newEnv(t, envOptions{realAuthn: true})
 	body := `{"name": "n", "description": "d"}`
 	r := e.do(req{method: "POST", path: "/cimi/ServiceMessage", body: body}).wantError(t, "anonymous create", 401, errs.Unauthorized)
 	if r.header.Get("WWW-Authenticate") != `Basic realm="StratusLab"` {
@@ -227,7 +227,7 @@ func TestOwnerNotRunning(t *testing.T) {
 
 func TestSessions(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{})
+	e := newEnv(t, envOptions{realAuthn: true})
 	r := e.do(req{method: "GET", path: "/cimi/authn"}).want(t, "anonymous authn", 200)
 	if r.body["identity"] != "" || mustJSON(t, r.body["roles"]) != `["::ANON"]` {
 		t.Errorf("anonymous authn: %s", r.raw)
@@ -237,6 +237,7 @@ func TestSessions(t *testing.T) {
 		t.Errorf("admin authn: %s", r.raw)
 	}
 
+	e.token("alice") // alice exists
 	// A form login with a redirect sets the cookie and goes back to the page.
 	form := url.Values{"username": {"alice"}, "password": {"alice-secret"}, "redirectURL": {"/webui/ServiceMessage"}}
 	r = e.do(req{method: "POST", path: "/cimi/login", body: form.Encode(), contentType: "application/x-www-form-urlencoded"}).want(t, "form login", 303)
@@ -265,10 +266,6 @@ func TestSessions(t *testing.T) {
 
 	e.do(req{method: "POST", path: "/cimi/login", body: `{"username":"alice","password":"wrong"}`}).wantError(t, "wrong password", 401, errs.Unauthorized)
 	e.do(req{method: "POST", path: "/cimi/login", body: `{"username":`}).wantError(t, "broken body", 400, errs.Invalid)
-	r = e.do(req{method: "POST", path: "/cimi/login", body: `{"username":"mallory","password":"x"}`}).wantError(t, "throttled", 429, errs.TooManyRequests)
-	if r.header.Get("Retry-After") == "" {
-		t.Error("429 without Retry-After")
-	}
 
 	// Logout revokes the token.
 	tok := e.token("alice")
@@ -281,6 +278,15 @@ func TestSessions(t *testing.T) {
 	e.do(req{method: "POST", path: "/cimi/logout"}).want(t, "anonymous logout", 200)
 }
 
+func TestThrottledLogin(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	r := e.do(req{method: "POST", path: "/cimi/login", body: `{"username":"mallory","password":"x"}`}).wantError(t, "throttled", 429, errs.TooManyRequests)
+	if r.header.Get("Retry-After") == "" {
+		t.Error("429 without Retry-After")
+	}
+}
+
 func TestLocalRedirect(t *testing.T) {
 	t.Parallel()
 	for target, ok := range map[string]bool{
@@ -291,6 +297,21 @@ func TestLocalRedirect(t *testing.T) {
 			t.Errorf("localRedirect(%q) = %v, want %v", target, got, ok)
 		}
 	}
+}
+
+// docsOf returns the documents of a collection answer.
+func docsOf(r response) []map[string]any {
+	var out []map[string]any
+	for k, v := range r.body {
+		if list, ok := v.([]any); ok && k != "operations" {
+			for _, d := range list {
+				if m, ok := d.(map[string]any); ok {
+					out = append(out, m)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // rels lists the rel of each operation of a document.
@@ -332,7 +353,7 @@ func TestWebUIMounted(t *testing.T) {
 
 func TestActions(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{widgets: true})
+	e := newEnv(t, envOptions{widgets: true, realAuthn: true})
 	eventually(t, "widgets owner answering", func() bool {
 		return e.do(req{method: "GET", path: "/cimi/Widget"}).status == 200
 	})
@@ -368,5 +389,48 @@ func TestActions(t *testing.T) {
 	e.do(req{method: "POST", path: "/cimi/" + id + "/polish", as: "bob"}).wantError(t, "someone else's widget", 404, errs.NotFound)
 	if got := rels(e.do(req{method: "GET", path: "/cimi/Widget", as: "bob"}).body); !slices.Equal(got, []string{"add"}) {
 		t.Errorf("a user's collection operations %v", got)
+	}
+}
+
+func TestUsersSeparated(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{widgets: true, realAuthn: true})
+	eventually(t, "widgets owner answering", func() bool {
+		return e.do(req{method: "GET", path: "/cimi/Widget"}).status == 200
+	})
+	r := e.do(req{method: "POST", path: "/cimi/Widget", as: "bob", body: `{"name": "bob's"}`}).want(t, "bob creates", 201)
+	widget, job := r.body["resource-id"].(string), r.body["job-id"].(string)
+	e.token("alice")
+
+	// alice sees nothing of bob's, in any collection, and cannot touch it.
+	e.do(req{method: "GET", path: "/cimi/" + widget, as: "alice"}).wantError(t, "bob's widget", 404, errs.NotFound)
+	e.do(req{method: "GET", path: "/cimi/" + job, as: "alice"}).wantError(t, "bob's job", 404, errs.NotFound)
+	e.do(req{method: "GET", path: "/cimi/User/bob", as: "alice"}).wantError(t, "bob's user record", 404, errs.NotFound)
+	e.do(req{method: "PUT", path: "/cimi/" + widget, as: "alice", body: `{"name": "mine"}`}).wantError(t, "edit bob's widget", 404, errs.NotFound)
+	e.do(req{method: "DELETE", path: "/cimi/" + widget, as: "alice"}).wantError(t, "delete bob's widget", 404, errs.NotFound)
+	e.do(req{method: "PUT", path: "/cimi/User/bob", as: "alice", body: `{"email": "x@example.org"}`}).wantError(t, "edit bob's record", 404, errs.NotFound)
+	for _, kind := range []string{"Widget", "Job", "Event", "User", "ServiceConfiguration"} {
+		r := e.do(req{method: "GET", path: "/cimi/" + kind, as: "alice"}).want(t, "alice lists "+kind, 200)
+		for _, d := range docsOf(r) {
+			acl, _ := d["acl"].(map[string]any)
+			owner, _ := acl["owner"].(map[string]any)
+			if d["id"] == widget || d["id"] == job || d["id"] == "User/bob" || owner["principal"] == "bob" {
+				t.Errorf("alice's %s collection shows bob's %v", kind, d["id"])
+			}
+		}
+	}
+	// alice reads her own record, and the admin reads everything.
+	r = e.do(req{method: "GET", path: "/cimi/User/alice", as: "alice"}).want(t, "own record", 200)
+	if r.body["username"] != "alice" || r.body["password"] != nil {
+		t.Errorf("own record: %s", r.raw)
+	}
+	e.do(req{method: "GET", path: "/cimi/" + widget, as: "admin"}).want(t, "admin reads bob's widget", 200)
+	e.do(req{method: "GET", path: "/cimi/User/bob", as: "admin"}).want(t, "admin reads bob's record", 200)
+	// Anonymous callers see only what ::ANON may.
+	for _, kind := range []string{"Widget", "Job", "Event", "User", "ServiceConfiguration"} {
+		r := e.do(req{method: "GET", path: "/cimi/" + kind}).want(t, "anonymous lists "+kind, 200)
+		if r.body["count"] != float64(0) {
+			t.Errorf("anonymous %s collection: %s", kind, r.raw)
+		}
 	}
 }
