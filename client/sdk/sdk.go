@@ -225,6 +225,8 @@ func codeOf(status int) string {
 		return "forbidden"
 	case 404:
 		return "not_found"
+	case 405:
+		return "method_not_allowed"
 	case 409:
 		return "conflict"
 	case 413:

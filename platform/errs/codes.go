@@ -20,6 +20,7 @@ const (
 	UnsupportedMediaType Code = "unsupported_media_type"
 	QuotaExceeded        Code = "quota_exceeded"
 	TooManyRequests      Code = "too_many_requests"
+	MethodNotAllowed     Code = "method_not_allowed"
 	Unavailable          Code = "unavailable"
 	Timeout              Code = "timeout"
 	Internal             Code = "internal"
@@ -52,6 +53,7 @@ var registry = [...]Info{
 	{Conflict, http.StatusConflict, "The resource is not in a state that allows this, or it already exists."},
 	{RevisionConflict, http.StatusConflict, "The resource changed since you read it: read it again and retry."},
 	{TooLarge, http.StatusRequestEntityTooLarge, "The request body is larger than the server accepts."},
+	{MethodNotAllowed, http.StatusMethodNotAllowed, "This HTTP method is not allowed on this URL: the Allow header lists those that are."},
 	{UnsupportedMediaType, http.StatusUnsupportedMediaType, "The request body has a content type the server does not accept."},
 	{QuotaExceeded, http.StatusForbidden, "The request would exceed your quota: delete resources or ask an administrator to raise it."},
 	{TooManyRequests, http.StatusTooManyRequests, "Too many failed attempts: wait a little before trying again."},

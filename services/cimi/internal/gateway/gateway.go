@@ -183,7 +183,7 @@ func allow(w http.ResponseWriter, r *http.Request, methods ...string) bool {
 		list += m
 	}
 	w.Header().Set("Allow", list)
-	writeError(w, errs.Errorf(errMethodNotAllowed, "%s is not allowed on %s; use %s.", r.Method, quote(r.URL.Path), list))
+	writeError(w, errs.Errorf(errs.MethodNotAllowed, "%s is not allowed on %s; use %s.", r.Method, quote(r.URL.Path), list))
 	return false
 }
 
@@ -195,19 +195,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
-// errMethodNotAllowed is the code of a 405 answer. It is not in the
-// platform registry because it never travels on the bus: only the gateway
-// knows which methods a path takes.
-const errMethodNotAllowed errs.Code = "method_not_allowed"
-
 // writeError answers with the CIMI error body of err: its HTTP status, its
 // stable code and a message for people.
 func writeError(w http.ResponseWriter, err error) {
 	code := errs.CodeOf(err)
 	status := errs.HTTPStatus(code)
 	switch code {
-	case errMethodNotAllowed:
-		status = http.StatusMethodNotAllowed
 	case errs.TooManyRequests:
 		w.Header().Set("Retry-After", retryAfter(err))
 	}

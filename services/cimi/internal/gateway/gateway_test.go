@@ -37,7 +37,7 @@ func TestCloudEntryPoint(t *testing.T) {
 			}
 		}
 	}
-	e.do(req{method: "POST", path: "/cimi/cloudEntryPoint"}).wantError(t, "POST cep", 405, errMethodNotAllowed)
+	e.do(req{method: "POST", path: "/cimi/cloudEntryPoint"}).wantError(t, "POST cep", 405, errs.MethodNotAllowed)
 }
 
 func TestServiceMessageCRUD(t *testing.T) {
@@ -189,12 +189,12 @@ func TestErrors(t *testing.T) {
 	e.do(req{method: "GET", path: "/cimi/NoSuchKind"}).wantError(t, "unknown kind", 404, errs.NotFound)
 	e.do(req{method: "GET", path: "/cimi/ServiceMessage/nope"}).wantError(t, "unknown resource", 404, errs.NotFound)
 	e.do(req{method: "GET", path: "/nothing/here"}).wantError(t, "unknown path", 404, errs.NotFound)
-	r := e.do(req{method: "PATCH", path: "/cimi/ServiceMessage", as: "admin", body: "{}"}).wantError(t, "PATCH", 405, errMethodNotAllowed)
+	r := e.do(req{method: "PATCH", path: "/cimi/ServiceMessage", as: "admin", body: "{}"}).wantError(t, "PATCH", 405, errs.MethodNotAllowed)
 	if r.header.Get("Allow") != "GET, POST" {
 		t.Errorf("Allow = %q", r.header.Get("Allow"))
 	}
-	e.do(req{method: "GET", path: "/cimi/login"}).wantError(t, "GET login", 405, errMethodNotAllowed)
-	e.do(req{method: "DELETE", path: "/cimi/ServiceMessage/a/start", as: "admin"}).wantError(t, "DELETE action", 405, errMethodNotAllowed)
+	e.do(req{method: "GET", path: "/cimi/login"}).wantError(t, "GET login", 405, errs.MethodNotAllowed)
+	e.do(req{method: "DELETE", path: "/cimi/ServiceMessage/a/start", as: "admin"}).wantError(t, "DELETE action", 405, errs.MethodNotAllowed)
 
 	big := `{"name": "` + strings.Repeat("x", MaxBodyBytes) + `"}`
 	e.do(req{method: "POST", path: "/cimi/ServiceMessage", as: "admin", body: big}).wantError(t, "big body", 413, errs.TooLarge)
