@@ -143,6 +143,8 @@ type env struct {
 	url string
 	res *api.Service
 	bus *bus.Bus
+	nc  *nats.Conn
+	st  store.Store // cimi's own documents
 	// tokens of the logged-in test users, and their passwords
 	tokens, passwords map[string]string
 	// realAuthn is set when the real authn service runs: test users other
@@ -260,7 +262,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	gw := New(Options{Log: quiet(), Created: created, Resources: res, Sessions: au, WebUI: webui.New(res, au, quiet()).Handler()})
 	hs := httptest.NewServer(gw.Handler())
 	t.Cleanup(hs.Close)
-	e := &env{t: t, url: hs.URL, res: res, bus: b, tokens: map[string]string{}, passwords: map[string]string{"admin": adminPassword}}
+	e := &env{t: t, url: hs.URL, res: res, bus: b, nc: nc, st: st, tokens: map[string]string{}, passwords: map[string]string{"admin": adminPassword}}
 	e.realAuthn = o.realAuthn
 	if !o.realAuthn {
 		for name, u := range testUsers {
