@@ -9,7 +9,6 @@ const (
 	ResourceHosts          = "hosts" // the scheduler's host registry
 	ResourceDomain         = "domain"
 	ResourceServiceMessage = "service_message"
-	ResourceServiceConfig  = "service_config"
 )
 
 // pdisk volume commands (stratus.volume.v1).
@@ -84,24 +83,6 @@ const (
 	SvcQueryMachineConfigs = "svc.vmctl.query_machine_configs" // QueryMachineConfigurationsRequest
 	SvcGetHost             = "svc.vmctl.get_host"              // GetHostRequest
 	SvcQueryHosts          = "svc.vmctl.query_hosts"           // QueryHostsRequest
-)
-
-// CIMI gateway commands (stratus.cimi.v1).
-const (
-	CmdServiceMessageCreate = "cmd.cimi.service_message.create" // CreateServiceMessage
-	CmdServiceMessageUpdate = "cmd.cimi.service_message.update" // UpdateServiceMessage
-	CmdServiceMessageDelete = "cmd.cimi.service_message.delete" // DeleteServiceMessage
-	CmdServiceConfigSet     = "cmd.cimi.service_config.set"     // SetServiceConfiguration
-	CmdServiceConfigDelete  = "cmd.cimi.service_config.delete"  // DeleteServiceConfiguration
-)
-
-// CIMI gateway events (stratus.cimi.v1).
-const (
-	EvtServiceMessageCreated = "evt.cimi.service_message.created" // ServiceMessageCreated
-	EvtServiceMessageUpdated = "evt.cimi.service_message.updated" // ServiceMessageUpdated
-	EvtServiceMessageDeleted = "evt.cimi.service_message.deleted" // ServiceMessageDeleted
-	EvtServiceConfigChanged  = "evt.cimi.service_config.changed"  // ServiceConfigurationChanged
-	EvtServiceConfigDeleted  = "evt.cimi.service_config.deleted"  // ServiceConfigurationDeleted
 )
 
 // The generic CIMI resource protocol (stratus.cimi.v1, resource.proto):

@@ -135,11 +135,6 @@ var commandConstants = []struct {
 	{subject.CmdHostsRegister, subject.Vmctl, subject.ResourceHosts, "register"},
 	{subject.CmdHostsHeartbeat, subject.Vmctl, subject.ResourceHosts, "heartbeat"},
 	{subject.CmdHostsSetMaintenance, subject.Vmctl, subject.ResourceHosts, "set_maintenance"},
-	{subject.CmdServiceMessageCreate, subject.Cimi, subject.ResourceServiceMessage, "create"},
-	{subject.CmdServiceMessageUpdate, subject.Cimi, subject.ResourceServiceMessage, "update"},
-	{subject.CmdServiceMessageDelete, subject.Cimi, subject.ResourceServiceMessage, "delete"},
-	{subject.CmdServiceConfigSet, subject.Cimi, subject.ResourceServiceConfig, "set"},
-	{subject.CmdServiceConfigDelete, subject.Cimi, subject.ResourceServiceConfig, "delete"},
 }
 
 var hostVerbs = []string{
@@ -185,11 +180,6 @@ func TestEventAndQueryConstants(t *testing.T) {
 		{subject.EvtHostRegistered, subject.Vmctl, subject.ResourceHost, "registered"},
 		{subject.EvtHostHeartbeat, subject.Vmctl, subject.ResourceHost, "heartbeat"},
 		{subject.EvtHostUnavailable, subject.Vmctl, subject.ResourceHost, "unavailable"},
-		{subject.EvtServiceMessageCreated, subject.Cimi, subject.ResourceServiceMessage, "created"},
-		{subject.EvtServiceMessageUpdated, subject.Cimi, subject.ResourceServiceMessage, "updated"},
-		{subject.EvtServiceMessageDeleted, subject.Cimi, subject.ResourceServiceMessage, "deleted"},
-		{subject.EvtServiceConfigChanged, subject.Cimi, subject.ResourceServiceConfig, "changed"},
-		{subject.EvtServiceConfigDeleted, subject.Cimi, subject.ResourceServiceConfig, "deleted"},
 	}
 	for _, e := range events {
 		if want := subject.Event(e.service, e.resource, e.event); e.got != want {
@@ -228,7 +218,8 @@ func TestWorkQueueFiltersDoNotOverlap(t *testing.T) {
 		subject.Commands(subject.Vmctl, subject.ResourceMachineConfig),
 		subject.Commands(subject.Vmctl, subject.ResourceHosts),
 		subject.Commands(subject.Cimi, subject.ResourceServiceMessage),
-		subject.Commands(subject.Cimi, subject.ResourceServiceConfig),
+		subject.Commands(subject.Cimi, subject.ResourceToken("ServiceConfiguration")),
+		subject.Commands(subject.Authn, subject.ResourceUser),
 		subject.HostCommands("h1"),
 		subject.HostCommands("h2"),
 	}
