@@ -38,35 +38,20 @@ func BenchmarkGetResource(b *testing.B) {
 	client := &http.Client{Transport: transport}
 	defer transport.CloseIdleConnections()
 
-	var mu sync.Mutex
-	var lat []time.Duration
-	b.SetParallelism((clients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		var mine []time.Duration
-		for pb.Next() {
-			hr, _ := http.NewRequest("GET", url, nil)
-			hr.Header.Set("Authorization", auth)
-			t0 := time.Now()
-			resp, err := client.Do(hr)
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				b.Errorf("status %d", resp.StatusCode)
-				return
-			}
-			mine = append(mine, time.Since(t0))
+	parallelLatencies(b, func() error {
+		hr, _ := http.NewRequest("GET", url, nil)
+		hr.Header.Set("Authorization", auth)
+		resp, err := client.Do(hr)
+		if err != nil {
+			return err
 		}
-		mu.Lock()
-		lat = append(lat, mine...)
-		mu.Unlock()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
 	})
-	b.StopTimer()
-	reportP99(b, lat)
 }
 
 // BenchmarkBareGet is the same read as a bare NATS request to the owner,
@@ -96,6 +81,31 @@ func actor(who cimi.Identity) *commonv1.Actor {
 	return &commonv1.Actor{User: who.User, Roles: who.Roles}
 }
 
+// parallelLatencies runs fn from the benchmark's 64 clients and reports
+// the 99th percentile of its latency.
+func parallelLatencies(b *testing.B, fn func() error) {
+	var mu sync.Mutex
+	var lat []time.Duration
+	b.SetParallelism((clients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		var mine []time.Duration
+		for pb.Next() {
+			t0 := time.Now()
+			if err := fn(); err != nil {
+				b.Error(err)
+				return
+			}
+			mine = append(mine, time.Since(t0))
+		}
+		mu.Lock()
+		lat = append(lat, mine...)
+		mu.Unlock()
+	})
+	b.StopTimer()
+	reportP99(b, lat)
+}
+
 func reportP99(b *testing.B, lat []time.Duration) {
 	if len(lat) == 0 {
 		return
@@ -116,26 +126,10 @@ func BenchmarkBareNATSRequest(b *testing.B) {
 	}
 	defer func() { _ = sub.Unsubscribe() }()
 	payload := bytes.Repeat([]byte("x"), 400)
-	var mu sync.Mutex
-	var lat []time.Duration
-	b.SetParallelism((clients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		var mine []time.Duration
-		for pb.Next() {
-			t0 := time.Now()
-			if _, err := e.nc.Request("bench.echo", payload, 5*time.Second); err != nil {
-				b.Error(err)
-				return
-			}
-			mine = append(mine, time.Since(t0))
-		}
-		mu.Lock()
-		lat = append(lat, mine...)
-		mu.Unlock()
+	parallelLatencies(b, func() error {
+		_, err := e.nc.Request("bench.echo", payload, 5*time.Second)
+		return err
 	})
-	b.StopTimer()
-	reportP99(b, lat)
 }
 
 // BenchmarkQuery10k reads the first page of 20 of a filtered query over a
