@@ -49,6 +49,7 @@ type Service struct {
 	tls      *tls.Config // nil: plain HTTP
 	roots    *x509.CertPool
 	voms     *x509.CertPool
+	vomsCert []*x509.Certificate // VOMS servers, for attribute certificates that do not embed their signer
 }
 
 // New returns the gateway built on deps. It listens on the gateway address
@@ -65,6 +66,9 @@ func New(deps *daemon.Deps) (*Service, error) {
 	}
 	if b.VOMSCAs != "" {
 		if s.voms, err = x509auth.LoadPool(b.VOMSCAs); err != nil {
+			return nil, fmt.Errorf("cimi: voms_cas: %w", err)
+		}
+		if s.vomsCert, err = x509auth.LoadCerts(b.VOMSCAs); err != nil {
 			return nil, fmt.Errorf("cimi: voms_cas: %w", err)
 		}
 	}
@@ -245,7 +249,7 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	defer res.Close()
-	au := auth.New(d.Bus, d.Logger, auth.Options{ClientRoots: s.roots, VOMSRoots: s.voms, SecureCookies: s.tls != nil})
+	au := auth.New(d.Bus, d.Logger, auth.Options{ClientRoots: s.roots, VOMSRoots: s.voms, VOMSCerts: s.vomsCert, SecureCookies: s.tls != nil})
 	live, err := daemon.Live(d, settings{}, func(c settings) {
 		t, _ := c.trust()        // validated
 		wait, _ := c.writeWait() // validated

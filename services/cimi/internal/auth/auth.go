@@ -48,6 +48,10 @@ type Options struct {
 	// VOMSRoots are the CAs of the VOMS servers whose attribute
 	// certificates are believed.
 	VOMSRoots *x509.CertPool
+	// VOMSCerts are VOMS server certificates, found by name when an
+	// attribute certificate does not embed its signer (older servers);
+	// believed only when they chain to VOMSRoots.
+	VOMSCerts []*x509.Certificate
 	// SecureCookies marks the session cookie Secure; set when serving HTTPS.
 	SecureCookies bool
 	// Now is the clock; time.Now when nil.

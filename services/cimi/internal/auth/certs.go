@@ -26,6 +26,7 @@ func (a *Auth) certificateRequest(chain []*x509.Certificate) (*authnv1.LoginRequ
 	v, err := x509auth.Verify(chain, x509auth.Options{
 		Roots:     a.opts.ClientRoots,
 		VOMSRoots: a.opts.VOMSRoots,
+		VOMSCerts: a.opts.VOMSCerts,
 		Now:       a.now(),
 	})
 	if err != nil {

@@ -128,6 +128,24 @@ func TestCertificates(t *testing.T) {
 		}
 	})
 
+	t.Run("VOMS signer found among the configured VOMS certificates", func(t *testing.T) {
+		t.Parallel()
+		bare := x509test.NewVOMSAC(t, vomsServer, vomsKey, bob, "vo.lal.in2p3.fr", fqans, time.Now().Add(time.Hour), x509test.WithoutSigner())
+		p, pk := x509test.NewProxy(t, bob, bobKey, true, bare)
+		cert := x509test.TLSCertificate(pk, p, bob)
+		for _, tt := range []struct {
+			name  string
+			certs []*x509.Certificate
+			want  string
+		}{{"configured", []*x509.Certificate{vomsServer}, "voms"}, {"not configured", nil, "certificate"}} {
+			e := newEnv(t, Options{ClientRoots: ca.Pool(), VOMSRoots: vomsCA.Pool(), VOMSCerts: tt.certs}, false, nil)
+			e.authn.setDN(bob.Subject.String(), "bob")
+			if got := get(t, tlsServer(t, e.auth), "/", cert); got.Method != tt.want {
+				t.Errorf("%s: got %+v, want method %s", tt.name, got, tt.want)
+			}
+		}
+	})
+
 	t.Run("certificate logins disabled", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, Options{}, false, nil)
