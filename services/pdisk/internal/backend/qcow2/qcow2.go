@@ -1,0 +1,410 @@
+package qcow2
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"stratuslab.dev/platform/errs"
+	"stratuslab.dev/services/pdisk/internal/backend"
+)
+
+const (
+	ext        = ".qcow2"
+	tempPrefix = ".tmp-"
+)
+
+// Backend keeps volumes as qcow2 files in one directory. It is safe for
+// concurrent use within a process; two processes sharing a directory are
+// safe except that one may delete an origin while the other snapshots it.
+type Backend struct {
+	dir     string
+	qemuImg string
+	// mu makes "origin has no snapshots, delete it" atomic against new
+	// snapshots: Snapshot holds it for reading, Delete for writing.
+	mu sync.RWMutex
+}
+
+var _ backend.Backend = (*Backend)(nil)
+
+// New returns a backend storing volumes in dir, which it creates if needed,
+// using the qemu-img found on PATH.
+func New(dir string) (*Backend, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("qcow2 data directory %q: %w", dir, err)
+	}
+	if err := os.MkdirAll(abs, 0o750); err != nil {
+		return nil, fmt.Errorf("qcow2 data directory: %w", err)
+	}
+	qi, err := exec.LookPath("qemu-img")
+	if err != nil {
+		return nil, fmt.Errorf("the qcow2 backend needs qemu-img (Debian package qemu-utils): %w", err)
+	}
+	return &Backend{dir: abs, qemuImg: qi}, nil
+}
+
+// Name returns "qcow2".
+func (b *Backend) Name() string { return "qcow2" }
+
+// Dir returns the data directory.
+func (b *Backend) Dir() string { return b.dir }
+
+func (b *Backend) path(id string) string { return filepath.Join(b.dir, id+ext) }
+
+// Create makes a blank qcow2 volume.
+func (b *Backend) Create(ctx context.Context, id string, sizeGiB int64) (backend.Volume, error) {
+	if err := backend.CheckID(id); err != nil {
+		return backend.Volume{}, err
+	}
+	if err := backend.CheckSize(sizeGiB); err != nil {
+		return backend.Volume{}, err
+	}
+	return b.make(ctx, id, false, "create", "-q", "-f", "qcow2", "{tmp}", strconv.FormatInt(sizeGiB*backend.GiB, 10))
+}
+
+// Snapshot makes a qcow2 overlay backed by origin. The backing file is named
+// relative to the directory so that the directory can be moved as a whole.
+func (b *Backend) Snapshot(ctx context.Context, id, origin string) (backend.Volume, error) {
+	if err := backend.CheckID(id); err != nil {
+		return backend.Volume{}, err
+	}
+	if err := backend.CheckID(origin); err != nil {
+		return backend.Volume{}, err
+	}
+	if id == origin {
+		return backend.Volume{}, errs.New(errs.Invalid, "a volume cannot be a snapshot of itself")
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if err := b.mustExist(origin); err != nil {
+		return backend.Volume{}, err
+	}
+	return b.make(ctx, id, false, "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", origin+ext, "{tmp}")
+}
+
+// Import converts the image at src into origin id.
+func (b *Backend) Import(ctx context.Context, id, src string) (backend.Volume, error) {
+	if err := backend.CheckID(id); err != nil {
+		return backend.Volume{}, err
+	}
+	if err := b.mustNotExist(id); err != nil {
+		return backend.Volume{}, err
+	}
+	format, err := b.sourceFormat(ctx, src)
+	if err != nil {
+		return backend.Volume{}, err
+	}
+	return b.make(ctx, id, true, "convert", "-q", "-f", format, "-O", "qcow2", src, "{tmp}")
+}
+
+// Capture flattens from, with its origin's content, into a new standalone
+// volume id.
+func (b *Backend) Capture(ctx context.Context, id, from string) (backend.Volume, error) {
+	if err := backend.CheckID(id); err != nil {
+		return backend.Volume{}, err
+	}
+	if err := backend.CheckID(from); err != nil {
+		return backend.Volume{}, err
+	}
+	if err := b.mustExist(from); err != nil {
+		return backend.Volume{}, err
+	}
+	return b.make(ctx, id, true, "convert", "-q", "-f", "qcow2", "-O", "qcow2", b.path(from), "{tmp}")
+}
+
+// Grow enlarges volume id in place with qemu-img resize.
+func (b *Backend) Grow(ctx context.Context, id string, sizeGiB int64) (backend.Volume, error) {
+	if err := backend.CheckSize(sizeGiB); err != nil {
+		return backend.Volume{}, err
+	}
+	v, err := b.Get(ctx, id)
+	if err != nil {
+		return backend.Volume{}, err
+	}
+	want := sizeGiB * backend.GiB
+	switch {
+	case want < v.Size:
+		return backend.Volume{}, errs.Errorf(errs.Invalid, "volume %s is %d bytes; it can grow but not shrink to %d GiB", id, v.Size, sizeGiB)
+	case want == v.Size:
+		return v, nil
+	}
+	if err := b.run(ctx, "resize", "-q", "-f", "qcow2", b.path(id), strconv.FormatInt(want, 10)); err != nil {
+		return backend.Volume{}, err
+	}
+	return b.Get(ctx, id)
+}
+
+// Delete removes volume id's file, refusing while snapshots depend on it.
+func (b *Backend) Delete(ctx context.Context, id string) error {
+	if err := backend.CheckID(id); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	vols, err := b.List(ctx)
+	if err != nil {
+		return err
+	}
+	var children []string
+	for _, v := range vols {
+		if v.Origin == id {
+			children = append(children, v.ID)
+		}
+	}
+	if len(children) > 0 {
+		return errs.Errorf(errs.Conflict, "volume %s is the origin of %d snapshot(s) (%s) and cannot be deleted before them",
+			id, len(children), strings.Join(children[:min(len(children), 3)], ", "))
+	}
+	if err := os.Remove(b.path(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return errs.Wrap(errs.Internal, err, "the storage backend could not delete the volume")
+	}
+	return b.syncDir()
+}
+
+// Get reads volume id's qcow2 header.
+func (b *Backend) Get(_ context.Context, id string) (backend.Volume, error) {
+	if err := backend.CheckID(id); err != nil {
+		return backend.Volume{}, err
+	}
+	v, err := readVolume(b.path(id), id)
+	if errors.Is(err, fs.ErrNotExist) {
+		return backend.Volume{}, notFound(id)
+	}
+	return v, err
+}
+
+// List reads the header of every volume file; temporary files are skipped.
+func (b *Backend) List(ctx context.Context) ([]backend.Volume, error) {
+	ents, err := os.ReadDir(b.dir)
+	if err != nil {
+		return nil, errs.Wrap(errs.Internal, err, "the storage backend could not list volumes")
+	}
+	var out []backend.Volume
+	for _, e := range ents {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		id, ok := strings.CutSuffix(e.Name(), ext)
+		if !ok || !backend.ValidID(id) || !e.Type().IsRegular() {
+			continue
+		}
+		v, err := readVolume(b.path(id), id)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // deleted since ReadDir
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// Locate returns the volume's file.
+func (b *Backend) Locate(_ context.Context, id string) (backend.Location, error) {
+	if err := backend.CheckID(id); err != nil {
+		return backend.Location{}, err
+	}
+	if err := b.mustExist(id); err != nil {
+		return backend.Location{}, err
+	}
+	return backend.Location{Format: "qcow2", Path: b.path(id)}, nil
+}
+
+// RemoveTemp deletes temporary files older than age, left by a process that
+// died while making a volume, and returns their names. The age keeps it from
+// removing files another process is writing right now.
+func (b *Backend) RemoveTemp(_ context.Context, age time.Duration) ([]string, error) {
+	ents, err := os.ReadDir(b.dir)
+	if err != nil {
+		return nil, errs.Wrap(errs.Internal, err, "the storage backend could not list its directory")
+	}
+	var removed []string
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), tempPrefix) {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || time.Since(info.ModTime()) < age {
+			continue
+		}
+		if err := os.Remove(filepath.Join(b.dir, e.Name())); err == nil {
+			removed = append(removed, e.Name())
+		}
+	}
+	return removed, nil
+}
+
+// make runs qemu-img with "{tmp}" replaced by a fresh temporary file, then
+// publishes that file as volume id. durable asks for the data to be flushed
+// first, for files qemu-img wrote in bulk.
+func (b *Backend) make(ctx context.Context, id string, durable bool, args ...string) (backend.Volume, error) {
+	if err := b.mustNotExist(id); err != nil {
+		return backend.Volume{}, err
+	}
+	var suffix [8]byte
+	_, _ = rand.Read(suffix[:])
+	tmp := filepath.Join(b.dir, tempPrefix+id+"-"+hex.EncodeToString(suffix[:]))
+	defer os.Remove(tmp) // after the link, or after a failure
+	for i, a := range args {
+		if a == "{tmp}" {
+			args[i] = tmp
+		}
+	}
+	if err := b.run(ctx, args...); err != nil {
+		return backend.Volume{}, err
+	}
+	if durable {
+		if err := syncFile(tmp); err != nil {
+			return backend.Volume{}, errs.Wrap(errs.Internal, err, "the storage backend could not flush the volume")
+		}
+	}
+	// A hard link, unlike rename, fails rather than replace a volume made
+	// under the same id meanwhile.
+	if err := os.Link(tmp, b.path(id)); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return backend.Volume{}, exists(id)
+		}
+		return backend.Volume{}, errs.Wrap(errs.Internal, err, "the storage backend could not publish the volume")
+	}
+	if err := b.syncDir(); err != nil {
+		return backend.Volume{}, err
+	}
+	return readVolume(b.path(id), id)
+}
+
+// sourceFormat inspects an image to import: qemu-img info does not open
+// backing files, and images that name any other file are refused because a
+// crafted image could otherwise expose host files to a guest.
+func (b *Backend) sourceFormat(ctx context.Context, src string) (string, error) {
+	if _, err := os.Stat(src); err != nil {
+		return "", errs.Wrap(errs.NotFound, err, "the image file to import is missing")
+	}
+	out, err := b.output(ctx, "info", "--output=json", src)
+	if err != nil {
+		return "", err
+	}
+	var info struct {
+		Format          string `json:"format"`
+		BackingFilename string `json:"backing-filename"`
+		FormatSpecific  struct {
+			Data struct {
+				DataFile string `json:"data-file"`
+			} `json:"data"`
+		} `json:"format-specific"`
+	}
+	if err := json.Unmarshal(out, &info); err != nil {
+		return "", errs.Wrap(errs.Internal, err, "the storage backend could not read qemu-img's description of the image")
+	}
+	switch {
+	case info.Format != "raw" && info.Format != "qcow2":
+		return "", errs.Errorf(errs.Invalid, "images must be raw or qcow2, not %q", info.Format)
+	case info.BackingFilename != "" || info.FormatSpecific.Data.DataFile != "":
+		return "", errs.New(errs.Invalid, "the image refers to another file (a backing or data file) and cannot be imported")
+	}
+	return info.Format, nil
+}
+
+func (b *Backend) run(ctx context.Context, args ...string) error {
+	_, err := b.output(ctx, args...)
+	return err
+}
+
+func (b *Backend) output(ctx context.Context, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, b.qemuImg, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, errs.Wrap(errs.Internal,
+			fmt.Errorf("qemu-img %s: %w: %s", args[0], err, strings.TrimSpace(stderr.String())),
+			"the storage backend failed")
+	}
+	return stdout.Bytes(), nil
+}
+
+func (b *Backend) mustExist(id string) error {
+	if _, err := os.Stat(b.path(id)); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return notFound(id)
+		}
+		return errs.Wrap(errs.Internal, err, "the storage backend could not read the volume")
+	}
+	return nil
+}
+
+func (b *Backend) mustNotExist(id string) error {
+	_, err := os.Stat(b.path(id))
+	switch {
+	case err == nil:
+		return exists(id)
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	default:
+		return errs.Wrap(errs.Internal, err, "the storage backend could not read the volume")
+	}
+}
+
+func (b *Backend) syncDir() error {
+	if err := syncFile(b.dir); err != nil {
+		return errs.Wrap(errs.Internal, err, "the storage backend could not flush its directory")
+	}
+	return nil
+}
+
+func syncFile(name string) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// readVolume describes the qcow2 file at name from its header and its
+// allocated blocks.
+func readVolume(name, id string) (backend.Volume, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return backend.Volume{}, err
+	}
+	defer f.Close()
+	h, err := readHeader(f)
+	if err != nil {
+		return backend.Volume{}, errs.Wrap(errs.Internal, fmt.Errorf("%s: %w", name, err), "the storage backend found a damaged volume")
+	}
+	v := backend.Volume{ID: id, Size: h.size}
+	if h.backing != "" {
+		v.Origin = strings.TrimSuffix(filepath.Base(h.backing), ext)
+	}
+	if st, err := f.Stat(); err == nil {
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+			v.Allocated = sys.Blocks * 512
+		}
+	}
+	return v, nil
+}
+
+func notFound(id string) error {
+	return errs.Errorf(errs.NotFound, "volume %s does not exist on this storage backend", id)
+}
+
+func exists(id string) error {
+	return errs.Errorf(errs.Conflict, "volume %s already exists on this storage backend", id)
+}
