@@ -34,6 +34,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) backend.Backend) {
 	}{
 		{"BadIDs", testBadIDs},
 		{"Create", testCreate},
+		{"CreateRace", testCreateRace},
 		{"Import", testImport},
 		{"ImportRefused", testImportRefused},
 		{"ImportAtomic", testImportAtomic},
@@ -115,6 +116,36 @@ func testCreate(t *testing.T, b backend.Backend) {
 	wantCode(t, "Get of a missing volume", err, errs.NotFound)
 	_, err = b.Locate(ctx, NewID(t))
 	wantCode(t, "Locate of a missing volume", err, errs.NotFound)
+}
+
+// testCreateRace checks that of several creates under one id exactly one
+// wins and the others get a conflict, never a replaced volume.
+func testCreateRace(t *testing.T, b backend.Backend) {
+	const racers = 6
+	id := NewID(t)
+	results := make(chan error, racers)
+	for i := range racers {
+		go func() {
+			_, err := b.Create(t.Context(), id, int64(i+1))
+			results <- err
+		}()
+	}
+	won := 0
+	for range racers {
+		switch err := <-results; errs.CodeOf(err) {
+		case "":
+			won++
+		case errs.Conflict:
+		default:
+			t.Errorf("a losing Create failed with %v; want a conflict", err)
+		}
+	}
+	if won != 1 {
+		t.Errorf("%d of %d creates under one id succeeded; want exactly 1", won, racers)
+	}
+	if vols, err := b.List(t.Context()); err != nil || len(vols) != 1 {
+		t.Errorf("List after the race = %+v, %v; want one volume", vols, err)
+	}
 }
 
 func testImport(t *testing.T, b backend.Backend) {
