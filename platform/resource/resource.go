@@ -52,6 +52,13 @@ type Kind struct {
 	// View adjusts a document before it is returned to who (e.g. hide a
 	// secret); nil: as stored.
 	View func(who cimi.Identity, doc map[string]any) map[string]any
+	// Refuse, when set, words the refusal of an edit ("edit"), action
+	// ("action") or delete ("delete") to who, who lacks the MODIFY right;
+	// visible says whether who may view the resource. Returning nil keeps
+	// the default: not_found when invisible, forbidden otherwise. It exists
+	// for the messages users and scripts know ("Not enough rights to
+	// delete disk").
+	Refuse func(who cimi.Identity, op string, visible bool) error
 	// Changed runs after a successful create or edit (before = nil on
 	// create) and just before the document of a delete is removed (after =
 	// nil), before the command is reported done: e.g. authn revokes a

@@ -247,7 +247,7 @@ func (w *write) update(ctx context.Context, done string, fn func(current map[str
 		}
 		acl := aclOf(stored)
 		if !acl.Allows(w.who, cimi.View) {
-			return bus.Result{}, notFound(id)
+			return bus.Result{}, w.refuse(done, false, notFound(id))
 		}
 		if stored[attrCommand] == w.cmd.ID() {
 			after := withoutHidden(stored)
@@ -257,7 +257,7 @@ func (w *write) update(ctx context.Context, done string, fn func(current map[str
 			return w.finish(ctx, subject.EventUpdated, after, done)
 		}
 		if !acl.Allows(w.who, cimi.Modify) {
-			return bus.Result{}, errs.Errorf(errs.Forbidden, "You may not change %s.", id)
+			return bus.Result{}, w.refuse(done, true, errs.Errorf(errs.Forbidden, "You may not change %s.", id))
 		}
 		if err := w.checkRevision(rev); err != nil {
 			return bus.Result{}, err
@@ -373,10 +373,10 @@ func (w *write) delete(ctx context.Context) (bus.Result, error) {
 		}
 		acl := aclOf(stored)
 		if !acl.Allows(w.who, cimi.View) {
-			return bus.Result{}, notFound(id)
+			return bus.Result{}, w.refuse("delete", false, notFound(id))
 		}
 		if !acl.Allows(w.who, cimi.Modify) {
-			return bus.Result{}, errs.Errorf(errs.Forbidden, "You may not delete %s.", id)
+			return bus.Result{}, w.refuse("delete", true, errs.Errorf(errs.Forbidden, "You may not delete %s.", id))
 		}
 		if err := w.checkRevision(rev); err != nil {
 			return bus.Result{}, err
@@ -404,6 +404,26 @@ func (w *write) delete(ctx context.Context) (bus.Result, error) {
 			return bus.Result{}, err
 		}
 	}
+}
+
+// refuse returns the kind's wording of a refused write, or def. op is
+// "delete", or the done word of an update ("updated" for an edit, the
+// action's name otherwise).
+func (w *write) refuse(op string, visible bool, def error) error {
+	if w.k.Refuse == nil {
+		return def
+	}
+	switch op {
+	case "delete":
+	case "updated":
+		op = "edit"
+	default:
+		op = "action"
+	}
+	if err := w.k.Refuse(w.who, op, visible); err != nil {
+		return err
+	}
+	return def
 }
 
 // changed runs the kind's Changed hook, if any.

@@ -20,15 +20,19 @@ const (
 	CmdVolumeDetach   = "cmd.pdisk.volume.detach"    // DetachVolume
 	CmdVolumeGetImage = "cmd.pdisk.volume.get_image" // GetImageVolume
 	CmdVolumeCapture  = "cmd.pdisk.volume.capture"   // CaptureVolume
+	CmdVolumeRelease  = "cmd.pdisk.volume.release"   // ReleaseVolume
 )
 
 // pdisk volume events (stratus.volume.v1).
 const (
-	EvtVolumeCreated  = "evt.pdisk.volume.created"  // VolumeCreated
-	EvtVolumeUpdated  = "evt.pdisk.volume.updated"  // VolumeUpdated
-	EvtVolumeDeleted  = "evt.pdisk.volume.deleted"  // VolumeDeleted
-	EvtVolumeAttached = "evt.pdisk.volume.attached" // VolumeAttached
-	EvtVolumeDetached = "evt.pdisk.volume.detached" // VolumeDetached
+	// Every change of a Volume document is a cimi ResourceChanged on
+	// evt.pdisk.volume.created|updated|deleted (platform/resource). The
+	// usage events below carry size and owner for billing, one per
+	// lifetime step, on their own resource token.
+	EvtVolumeCreated  = "evt.pdisk.volume_usage.created"  // VolumeCreated
+	EvtVolumeDeleted  = "evt.pdisk.volume_usage.deleted"  // VolumeDeleted
+	EvtVolumeAttached = "evt.pdisk.volume_usage.attached" // VolumeAttached
+	EvtVolumeDetached = "evt.pdisk.volume_usage.detached" // VolumeDetached
 )
 
 // pdisk queries (stratus.volume.v1).

@@ -170,11 +170,10 @@ func TestCommandConstants(t *testing.T) {
 func TestEventAndQueryConstants(t *testing.T) {
 	t.Parallel()
 	events := []struct{ got, service, resource, event string }{
-		{subject.EvtVolumeCreated, subject.Pdisk, subject.ResourceVolume, "created"},
-		{subject.EvtVolumeUpdated, subject.Pdisk, subject.ResourceVolume, "updated"},
-		{subject.EvtVolumeDeleted, subject.Pdisk, subject.ResourceVolume, "deleted"},
-		{subject.EvtVolumeAttached, subject.Pdisk, subject.ResourceVolume, "attached"},
-		{subject.EvtVolumeDetached, subject.Pdisk, subject.ResourceVolume, "detached"},
+		{subject.EvtVolumeCreated, subject.Pdisk, "volume_usage", "created"},
+		{subject.EvtVolumeDeleted, subject.Pdisk, "volume_usage", "deleted"},
+		{subject.EvtVolumeAttached, subject.Pdisk, "volume_usage", "attached"},
+		{subject.EvtVolumeDetached, subject.Pdisk, "volume_usage", "detached"},
 		{subject.EvtMachineStateChanged, subject.Vmctl, subject.ResourceMachine, "state_changed"},
 		{subject.EvtDomainStateChanged, subject.Vmctl, subject.ResourceDomain, "state_changed"},
 		{subject.EvtHostRegistered, subject.Vmctl, subject.ResourceHost, "registered"},

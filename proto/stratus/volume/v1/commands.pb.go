@@ -558,6 +558,70 @@ func (x *GetImageVolume) GetType() VolumeType {
 	return VolumeType_VOLUME_TYPE_UNSPECIFIED
 }
 
+// ReleaseVolume tells pdisk that a machine has ended and no longer holds
+// a volume (cmd.pdisk.volume.release), whatever the way it was attached: a
+// persistent volume becomes available again, a volatile one is deleted, a
+// live snapshot is quarantined and deleted when its quarantine ends.
+type ReleaseVolume struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Meta          *v1.Meta               `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	Uuid          string                 `protobuf:"bytes,2,opt,name=uuid,proto3" json:"uuid,omitempty"`
+	MachineUuid   string                 `protobuf:"bytes,3,opt,name=machine_uuid,json=machineUuid,proto3" json:"machine_uuid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseVolume) Reset() {
+	*x = ReleaseVolume{}
+	mi := &file_stratus_volume_v1_commands_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseVolume) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseVolume) ProtoMessage() {}
+
+func (x *ReleaseVolume) ProtoReflect() protoreflect.Message {
+	mi := &file_stratus_volume_v1_commands_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseVolume.ProtoReflect.Descriptor instead.
+func (*ReleaseVolume) Descriptor() ([]byte, []int) {
+	return file_stratus_volume_v1_commands_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ReleaseVolume) GetMeta() *v1.Meta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *ReleaseVolume) GetUuid() string {
+	if x != nil {
+		return x.Uuid
+	}
+	return ""
+}
+
+func (x *ReleaseVolume) GetMachineUuid() string {
+	if x != nil {
+		return x.MachineUuid
+	}
+	return ""
+}
+
 // CaptureVolume copies a volume, usually a machine's live snapshot, into a
 // new standalone volume that no longer depends on its origin
 // (cmd.pdisk.volume.capture). Used to save a machine as a new image.
@@ -581,7 +645,7 @@ type CaptureVolume struct {
 
 func (x *CaptureVolume) Reset() {
 	*x = CaptureVolume{}
-	mi := &file_stratus_volume_v1_commands_proto_msgTypes[6]
+	mi := &file_stratus_volume_v1_commands_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -593,7 +657,7 @@ func (x *CaptureVolume) String() string {
 func (*CaptureVolume) ProtoMessage() {}
 
 func (x *CaptureVolume) ProtoReflect() protoreflect.Message {
-	mi := &file_stratus_volume_v1_commands_proto_msgTypes[6]
+	mi := &file_stratus_volume_v1_commands_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -606,7 +670,7 @@ func (x *CaptureVolume) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureVolume.ProtoReflect.Descriptor instead.
 func (*CaptureVolume) Descriptor() ([]byte, []int) {
-	return file_stratus_volume_v1_commands_proto_rawDescGZIP(), []int{6}
+	return file_stratus_volume_v1_commands_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CaptureVolume) GetMeta() *v1.Meta {
@@ -719,7 +783,11 @@ const file_stratus_volume_v1_commands_proto_rawDesc = "" +
 	"\x04sha1\x18\x06 \x01(\tR\x04sha1\x12\x14\n" +
 	"\x05owner\x18\a \x01(\tR\x05owner\x12!\n" +
 	"\fmachine_uuid\x18\b \x01(\tR\vmachineUuid\x121\n" +
-	"\x04type\x18\t \x01(\x0e2\x1d.stratus.volume.v1.VolumeTypeR\x04type\"\xa7\x02\n" +
+	"\x04type\x18\t \x01(\x0e2\x1d.stratus.volume.v1.VolumeTypeR\x04type\"s\n" +
+	"\rReleaseVolume\x12+\n" +
+	"\x04meta\x18\x01 \x01(\v2\x17.stratus.common.v1.MetaR\x04meta\x12\x12\n" +
+	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12!\n" +
+	"\fmachine_uuid\x18\x03 \x01(\tR\vmachineUuid\"\xa7\x02\n" +
 	"\rCaptureVolume\x12+\n" +
 	"\x04meta\x18\x01 \x01(\v2\x17.stratus.common.v1.MetaR\x04meta\x12\x12\n" +
 	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12\x19\n" +
@@ -744,7 +812,7 @@ func file_stratus_volume_v1_commands_proto_rawDescGZIP() []byte {
 	return file_stratus_volume_v1_commands_proto_rawDescData
 }
 
-var file_stratus_volume_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_stratus_volume_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_stratus_volume_v1_commands_proto_goTypes = []any{
 	(*CreateVolume)(nil),   // 0: stratus.volume.v1.CreateVolume
 	(*UpdateVolume)(nil),   // 1: stratus.volume.v1.UpdateVolume
@@ -752,30 +820,32 @@ var file_stratus_volume_v1_commands_proto_goTypes = []any{
 	(*AttachVolume)(nil),   // 3: stratus.volume.v1.AttachVolume
 	(*DetachVolume)(nil),   // 4: stratus.volume.v1.DetachVolume
 	(*GetImageVolume)(nil), // 5: stratus.volume.v1.GetImageVolume
-	(*CaptureVolume)(nil),  // 6: stratus.volume.v1.CaptureVolume
-	(*v1.Meta)(nil),        // 7: stratus.common.v1.Meta
-	(Visibility)(0),        // 8: stratus.volume.v1.Visibility
-	(VolumeType)(0),        // 9: stratus.volume.v1.VolumeType
+	(*ReleaseVolume)(nil),  // 6: stratus.volume.v1.ReleaseVolume
+	(*CaptureVolume)(nil),  // 7: stratus.volume.v1.CaptureVolume
+	(*v1.Meta)(nil),        // 8: stratus.common.v1.Meta
+	(Visibility)(0),        // 9: stratus.volume.v1.Visibility
+	(VolumeType)(0),        // 10: stratus.volume.v1.VolumeType
 }
 var file_stratus_volume_v1_commands_proto_depIdxs = []int32{
-	7,  // 0: stratus.volume.v1.CreateVolume.meta:type_name -> stratus.common.v1.Meta
-	8,  // 1: stratus.volume.v1.CreateVolume.visibility:type_name -> stratus.volume.v1.Visibility
-	9,  // 2: stratus.volume.v1.CreateVolume.type:type_name -> stratus.volume.v1.VolumeType
-	7,  // 3: stratus.volume.v1.UpdateVolume.meta:type_name -> stratus.common.v1.Meta
-	8,  // 4: stratus.volume.v1.UpdateVolume.visibility:type_name -> stratus.volume.v1.Visibility
-	7,  // 5: stratus.volume.v1.DeleteVolume.meta:type_name -> stratus.common.v1.Meta
-	7,  // 6: stratus.volume.v1.AttachVolume.meta:type_name -> stratus.common.v1.Meta
-	7,  // 7: stratus.volume.v1.DetachVolume.meta:type_name -> stratus.common.v1.Meta
-	7,  // 8: stratus.volume.v1.GetImageVolume.meta:type_name -> stratus.common.v1.Meta
-	9,  // 9: stratus.volume.v1.GetImageVolume.type:type_name -> stratus.volume.v1.VolumeType
-	7,  // 10: stratus.volume.v1.CaptureVolume.meta:type_name -> stratus.common.v1.Meta
-	9,  // 11: stratus.volume.v1.CaptureVolume.type:type_name -> stratus.volume.v1.VolumeType
-	8,  // 12: stratus.volume.v1.CaptureVolume.visibility:type_name -> stratus.volume.v1.Visibility
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	8,  // 0: stratus.volume.v1.CreateVolume.meta:type_name -> stratus.common.v1.Meta
+	9,  // 1: stratus.volume.v1.CreateVolume.visibility:type_name -> stratus.volume.v1.Visibility
+	10, // 2: stratus.volume.v1.CreateVolume.type:type_name -> stratus.volume.v1.VolumeType
+	8,  // 3: stratus.volume.v1.UpdateVolume.meta:type_name -> stratus.common.v1.Meta
+	9,  // 4: stratus.volume.v1.UpdateVolume.visibility:type_name -> stratus.volume.v1.Visibility
+	8,  // 5: stratus.volume.v1.DeleteVolume.meta:type_name -> stratus.common.v1.Meta
+	8,  // 6: stratus.volume.v1.AttachVolume.meta:type_name -> stratus.common.v1.Meta
+	8,  // 7: stratus.volume.v1.DetachVolume.meta:type_name -> stratus.common.v1.Meta
+	8,  // 8: stratus.volume.v1.GetImageVolume.meta:type_name -> stratus.common.v1.Meta
+	10, // 9: stratus.volume.v1.GetImageVolume.type:type_name -> stratus.volume.v1.VolumeType
+	8,  // 10: stratus.volume.v1.ReleaseVolume.meta:type_name -> stratus.common.v1.Meta
+	8,  // 11: stratus.volume.v1.CaptureVolume.meta:type_name -> stratus.common.v1.Meta
+	10, // 12: stratus.volume.v1.CaptureVolume.type:type_name -> stratus.volume.v1.VolumeType
+	9,  // 13: stratus.volume.v1.CaptureVolume.visibility:type_name -> stratus.volume.v1.Visibility
+	14, // [14:14] is the sub-list for method output_type
+	14, // [14:14] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_stratus_volume_v1_commands_proto_init() }
@@ -791,7 +861,7 @@ func file_stratus_volume_v1_commands_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stratus_volume_v1_commands_proto_rawDesc), len(file_stratus_volume_v1_commands_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -22,7 +22,7 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// VolumeCreated: a volume exists and is AVAILABLE (evt.pdisk.volume.created).
+// VolumeCreated: a volume exists and is AVAILABLE (evt.pdisk.volume_usage.created).
 type VolumeCreated struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Volume        *Volume                `protobuf:"bytes,1,opt,name=volume,proto3" json:"volume,omitempty"`
@@ -67,54 +67,7 @@ func (x *VolumeCreated) GetVolume() *Volume {
 	return nil
 }
 
-// VolumeUpdated: tag, description, visibility, size, state or quarantine
-// changed (evt.pdisk.volume.updated).
-type VolumeUpdated struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The volume after the change.
-	Volume        *Volume `protobuf:"bytes,1,opt,name=volume,proto3" json:"volume,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *VolumeUpdated) Reset() {
-	*x = VolumeUpdated{}
-	mi := &file_stratus_volume_v1_events_proto_msgTypes[1]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *VolumeUpdated) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*VolumeUpdated) ProtoMessage() {}
-
-func (x *VolumeUpdated) ProtoReflect() protoreflect.Message {
-	mi := &file_stratus_volume_v1_events_proto_msgTypes[1]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use VolumeUpdated.ProtoReflect.Descriptor instead.
-func (*VolumeUpdated) Descriptor() ([]byte, []int) {
-	return file_stratus_volume_v1_events_proto_rawDescGZIP(), []int{1}
-}
-
-func (x *VolumeUpdated) GetVolume() *Volume {
-	if x != nil {
-		return x.Volume
-	}
-	return nil
-}
-
-// VolumeDeleted: a volume and its data are gone (evt.pdisk.volume.deleted).
+// VolumeDeleted: a volume and its data are gone (evt.pdisk.volume_usage.deleted).
 type VolumeDeleted struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Uuid          string                 `protobuf:"bytes,1,opt,name=uuid,proto3" json:"uuid,omitempty"`
@@ -128,7 +81,7 @@ type VolumeDeleted struct {
 
 func (x *VolumeDeleted) Reset() {
 	*x = VolumeDeleted{}
-	mi := &file_stratus_volume_v1_events_proto_msgTypes[2]
+	mi := &file_stratus_volume_v1_events_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -140,7 +93,7 @@ func (x *VolumeDeleted) String() string {
 func (*VolumeDeleted) ProtoMessage() {}
 
 func (x *VolumeDeleted) ProtoReflect() protoreflect.Message {
-	mi := &file_stratus_volume_v1_events_proto_msgTypes[2]
+	mi := &file_stratus_volume_v1_events_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -153,7 +106,7 @@ func (x *VolumeDeleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeDeleted.ProtoReflect.Descriptor instead.
 func (*VolumeDeleted) Descriptor() ([]byte, []int) {
-	return file_stratus_volume_v1_events_proto_rawDescGZIP(), []int{2}
+	return file_stratus_volume_v1_events_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *VolumeDeleted) GetUuid() string {
@@ -192,7 +145,7 @@ func (x *VolumeDeleted) GetDeletedAt() *timestamppb.Timestamp {
 }
 
 // VolumeAttached: a machine started using a volume
-// (evt.pdisk.volume.attached).
+// (evt.pdisk.volume_usage.attached).
 type VolumeAttached struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Uuid          string                 `protobuf:"bytes,1,opt,name=uuid,proto3" json:"uuid,omitempty"`
@@ -208,7 +161,7 @@ type VolumeAttached struct {
 
 func (x *VolumeAttached) Reset() {
 	*x = VolumeAttached{}
-	mi := &file_stratus_volume_v1_events_proto_msgTypes[3]
+	mi := &file_stratus_volume_v1_events_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -220,7 +173,7 @@ func (x *VolumeAttached) String() string {
 func (*VolumeAttached) ProtoMessage() {}
 
 func (x *VolumeAttached) ProtoReflect() protoreflect.Message {
-	mi := &file_stratus_volume_v1_events_proto_msgTypes[3]
+	mi := &file_stratus_volume_v1_events_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -233,7 +186,7 @@ func (x *VolumeAttached) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeAttached.ProtoReflect.Descriptor instead.
 func (*VolumeAttached) Descriptor() ([]byte, []int) {
-	return file_stratus_volume_v1_events_proto_rawDescGZIP(), []int{3}
+	return file_stratus_volume_v1_events_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *VolumeAttached) GetUuid() string {
@@ -286,7 +239,7 @@ func (x *VolumeAttached) GetAttachedAt() *timestamppb.Timestamp {
 }
 
 // VolumeDetached: a machine stopped using a volume
-// (evt.pdisk.volume.detached).
+// (evt.pdisk.volume_usage.detached).
 type VolumeDetached struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Uuid          string                 `protobuf:"bytes,1,opt,name=uuid,proto3" json:"uuid,omitempty"`
@@ -301,7 +254,7 @@ type VolumeDetached struct {
 
 func (x *VolumeDetached) Reset() {
 	*x = VolumeDetached{}
-	mi := &file_stratus_volume_v1_events_proto_msgTypes[4]
+	mi := &file_stratus_volume_v1_events_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -313,7 +266,7 @@ func (x *VolumeDetached) String() string {
 func (*VolumeDetached) ProtoMessage() {}
 
 func (x *VolumeDetached) ProtoReflect() protoreflect.Message {
-	mi := &file_stratus_volume_v1_events_proto_msgTypes[4]
+	mi := &file_stratus_volume_v1_events_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -326,7 +279,7 @@ func (x *VolumeDetached) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeDetached.ProtoReflect.Descriptor instead.
 func (*VolumeDetached) Descriptor() ([]byte, []int) {
-	return file_stratus_volume_v1_events_proto_rawDescGZIP(), []int{4}
+	return file_stratus_volume_v1_events_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *VolumeDetached) GetUuid() string {
@@ -377,8 +330,6 @@ const file_stratus_volume_v1_events_proto_rawDesc = "" +
 	"\n" +
 	"\x1estratus/volume/v1/events.proto\x12\x11stratus.volume.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1estratus/volume/v1/volume.proto\"B\n" +
 	"\rVolumeCreated\x121\n" +
-	"\x06volume\x18\x01 \x01(\v2\x19.stratus.volume.v1.VolumeR\x06volume\"B\n" +
-	"\rVolumeUpdated\x121\n" +
 	"\x06volume\x18\x01 \x01(\v2\x19.stratus.volume.v1.VolumeR\x06volume\"\xc2\x01\n" +
 	"\rVolumeDeleted\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x14\n" +
@@ -418,29 +369,27 @@ func file_stratus_volume_v1_events_proto_rawDescGZIP() []byte {
 	return file_stratus_volume_v1_events_proto_rawDescData
 }
 
-var file_stratus_volume_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_stratus_volume_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_stratus_volume_v1_events_proto_goTypes = []any{
 	(*VolumeCreated)(nil),         // 0: stratus.volume.v1.VolumeCreated
-	(*VolumeUpdated)(nil),         // 1: stratus.volume.v1.VolumeUpdated
-	(*VolumeDeleted)(nil),         // 2: stratus.volume.v1.VolumeDeleted
-	(*VolumeAttached)(nil),        // 3: stratus.volume.v1.VolumeAttached
-	(*VolumeDetached)(nil),        // 4: stratus.volume.v1.VolumeDetached
-	(*Volume)(nil),                // 5: stratus.volume.v1.Volume
-	(VolumeType)(0),               // 6: stratus.volume.v1.VolumeType
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*VolumeDeleted)(nil),         // 1: stratus.volume.v1.VolumeDeleted
+	(*VolumeAttached)(nil),        // 2: stratus.volume.v1.VolumeAttached
+	(*VolumeDetached)(nil),        // 3: stratus.volume.v1.VolumeDetached
+	(*Volume)(nil),                // 4: stratus.volume.v1.Volume
+	(VolumeType)(0),               // 5: stratus.volume.v1.VolumeType
+	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
 }
 var file_stratus_volume_v1_events_proto_depIdxs = []int32{
-	5, // 0: stratus.volume.v1.VolumeCreated.volume:type_name -> stratus.volume.v1.Volume
-	5, // 1: stratus.volume.v1.VolumeUpdated.volume:type_name -> stratus.volume.v1.Volume
-	6, // 2: stratus.volume.v1.VolumeDeleted.type:type_name -> stratus.volume.v1.VolumeType
-	7, // 3: stratus.volume.v1.VolumeDeleted.deleted_at:type_name -> google.protobuf.Timestamp
-	7, // 4: stratus.volume.v1.VolumeAttached.attached_at:type_name -> google.protobuf.Timestamp
-	7, // 5: stratus.volume.v1.VolumeDetached.detached_at:type_name -> google.protobuf.Timestamp
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	4, // 0: stratus.volume.v1.VolumeCreated.volume:type_name -> stratus.volume.v1.Volume
+	5, // 1: stratus.volume.v1.VolumeDeleted.type:type_name -> stratus.volume.v1.VolumeType
+	6, // 2: stratus.volume.v1.VolumeDeleted.deleted_at:type_name -> google.protobuf.Timestamp
+	6, // 3: stratus.volume.v1.VolumeAttached.attached_at:type_name -> google.protobuf.Timestamp
+	6, // 4: stratus.volume.v1.VolumeDetached.detached_at:type_name -> google.protobuf.Timestamp
+	5, // [5:5] is the sub-list for method output_type
+	5, // [5:5] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_stratus_volume_v1_events_proto_init() }
@@ -455,7 +404,7 @@ func file_stratus_volume_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stratus_volume_v1_events_proto_rawDesc), len(file_stratus_volume_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
