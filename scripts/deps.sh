@@ -14,6 +14,7 @@ if [ "$all" != "--debs" ]; then
 	debs+=(docker-compose) # make compose-check validates deploy/compose without an engine
 	debs+=(slapd ldap-utils) # a throwaway LDAP server per authn test
 	debs+=(chromium)       # the web UI tests drive a real headless browser
+	debs+=(tgt qemu-block-extra) # pdisk's iSCSI export tests run a tgtd and open its targets with qemu's iscsi driver
 fi
 missing=()
 for p in "${debs[@]}"; do

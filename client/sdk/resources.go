@@ -261,18 +261,29 @@ type Result struct {
 // Create adds body (any JSON value, or json.RawMessage) to the collection
 // kind.
 func (c *Client) Create(ctx context.Context, kind string, body any) (Result, error) {
-	return c.change(ctx, http.MethodPost, kind, body)
+	return c.change(ctx, http.MethodPost, kind, nil, body)
 }
 
 // Edit replaces the resource id with body; attributes the caller may not
 // change are kept by the cloud.
 func (c *Client) Edit(ctx context.Context, id string, body any) (Result, error) {
-	return c.change(ctx, http.MethodPut, id, body)
+	return c.change(ctx, http.MethodPut, id, nil, body)
+}
+
+// EditSelect replaces only the attributes attrs of the resource id with
+// their values in body (a PUT with $select); the cloud keeps every other
+// attribute as it is, so a concurrent change to those is not undone. An
+// attribute in attrs but absent from body is removed.
+func (c *Client) EditSelect(ctx context.Context, id string, body any, attrs ...string) (Result, error) {
+	if len(attrs) == 0 {
+		return c.Edit(ctx, id, body)
+	}
+	return c.change(ctx, http.MethodPut, id, url.Values{"$select": {strings.Join(attrs, ",")}}, body)
 }
 
 // Delete removes the resource id.
 func (c *Client) Delete(ctx context.Context, id string) (Result, error) {
-	return c.change(ctx, http.MethodDelete, id, nil)
+	return c.change(ctx, http.MethodDelete, id, nil, nil)
 }
 
 // Action runs an operation of the resource id: verb is the action's last
@@ -284,11 +295,11 @@ func (c *Client) Action(ctx context.Context, id, verb string, params map[string]
 	}
 	doc["resourceURI"] = "http://schemas.dmtf.org/cimi/1/Action"
 	doc["action"] = "http://schemas.dmtf.org/cimi/1/action/" + verb
-	return c.change(ctx, http.MethodPost, strings.TrimSuffix(id, "/")+"/"+verb, doc)
+	return c.change(ctx, http.MethodPost, strings.TrimSuffix(id, "/")+"/"+verb, nil, doc)
 }
 
-func (c *Client) change(ctx context.Context, method, ref string, body any) (Result, error) {
-	r, err := c.do(ctx, method, ref, nil, body)
+func (c *Client) change(ctx context.Context, method, ref string, query url.Values, body any) (Result, error) {
+	r, err := c.do(ctx, method, ref, query, body)
 	if err != nil {
 		return Result{}, err
 	}

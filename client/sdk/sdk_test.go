@@ -77,7 +77,7 @@ func TestCloudEntryPoint(t *testing.T) {
 			t.Errorf("Collection(%q) = %q, %v; want %q", tc.name, got, err, tc.want)
 		}
 	}
-	_, err = c.Collection(ctx, "volumes")
+	_, err = c.Collection(ctx, "disks")
 	if !IsCode(err, "not_found") || !strings.Contains(err.Error(), "ServiceMessage") {
 		t.Errorf("unknown collection: %v", err)
 	}
@@ -492,5 +492,32 @@ func TestServerHTTPHandlerStillAnswers(t *testing.T) {
 	err := New(srv.URL).Get(context.Background(), "X/1", nil)
 	if !IsCode(err, "not_found") {
 		t.Fatalf("%v", err)
+	}
+}
+
+func TestEditSelect(t *testing.T) {
+	t.Parallel()
+	_, srv := newCloud(t)
+	ctx := context.Background()
+	c := admin(srv)
+	res, err := c.Create(ctx, "ServiceMessage", map[string]any{"name": "maintenance", "description": "Tuesday", "author": "ops"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ed, err := c.EditSelect(ctx, res.ID, map[string]any{"name": "outage", "description": "ignored"}, "name", "author")
+	if err != nil || !ed.Done || ed.ID != res.ID {
+		t.Fatalf("EditSelect = %+v, %v", ed, err)
+	}
+	var doc map[string]any
+	if err := c.Get(ctx, res.ID, &doc); err != nil || doc["name"] != "outage" || doc["description"] != "Tuesday" || doc["author"] != nil {
+		t.Errorf("after EditSelect name,author: %v, %v", doc, err)
+	}
+	// No attributes: a whole edit.
+	if _, err := c.EditSelect(ctx, res.ID, map[string]any{"name": "all"}); err != nil {
+		t.Fatal(err)
+	}
+	var whole map[string]any
+	if err := c.Get(ctx, res.ID, &whole); err != nil || whole["name"] != "all" || whole["description"] != nil {
+		t.Errorf("after EditSelect without attributes: %v, %v", whole, err)
 	}
 }

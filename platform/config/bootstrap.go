@@ -78,6 +78,21 @@ type Bootstrap struct {
 	CouchbaseUser     string
 	CouchbasePassword Secret
 	CouchbaseBucket   string
+	// Storage is pdisk's storage backend: StorageQCOW2 (files under
+	// DataDir/pdisk), StorageLVM (volume group LVMGroup) or StorageRBD
+	// (Ceph pool RBDPool, as RBDUser).
+	Storage  string
+	LVMGroup string
+	// LVMThinPool is the thin pool in LVMGroup that holds the volumes, so
+	// that snapshots cost nothing until written.
+	LVMThinPool string
+	RBDPool  string
+	RBDUser  string
+	// ISCSIPortal, when set (HOST:PORT), makes pdisk export standalone
+	// volumes over iSCSI through the tgtd whose control port is
+	// TGTControlPort, for VM hosts that do not see the storage.
+	ISCSIPortal    string
+	TGTControlPort string
 	// LogFormat is "json" or "text".
 	LogFormat string
 	// LogLevel is "debug", "info", "warn" or "error".
@@ -110,6 +125,8 @@ func (b Bootstrap) LogValue() slog.Value {
 		slog.String("couchbase_user", b.CouchbaseUser),
 		slog.Any("couchbase_password", b.CouchbasePassword),
 		slog.String("couchbase_bucket", b.CouchbaseBucket),
+		slog.String("storage", b.Storage),
+		slog.String("iscsi_portal", b.ISCSIPortal),
 		slog.String("log_format", b.LogFormat),
 		slog.String("log_level", b.LogLevel),
 		slog.String("instance", b.Instance),
@@ -245,6 +262,37 @@ func settings() []setting {
 		{key: "couchbase_bucket", flag: "couchbase-bucket", arg: "BUCKET", usage: "Couchbase bucket",
 			def:   func(loader) string { return "stratuslab" },
 			check: nonEmpty, set: str(func(b *Bootstrap) *string { return &b.CouchbaseBucket })},
+		{key: "storage", flag: "storage", arg: "KIND", usage: `pdisk storage: "qcow2" (files in the data directory), "lvm" or "rbd"`,
+			def:   func(loader) string { return StorageQCOW2 },
+			check: oneOf(StorageQCOW2, StorageLVM, StorageRBD), set: str(func(b *Bootstrap) *string { return &b.Storage })},
+		{key: "lvm_group", flag: "lvm-group", arg: "VG", usage: "LVM volume group of the lvm storage",
+			def:   func(loader) string { return "" },
+			check: anything, set: str(func(b *Bootstrap) *string { return &b.LVMGroup })},
+		{key: "lvm_thin_pool", flag: "lvm-thin-pool", arg: "LV", usage: "thin pool (in the volume group) of the lvm storage",
+			def:   func(loader) string { return "" },
+			check: anything, set: str(func(b *Bootstrap) *string { return &b.LVMThinPool })},
+		{key: "rbd_pool", flag: "rbd-pool", arg: "POOL", usage: "Ceph pool of the rbd storage",
+			def:   func(loader) string { return "" },
+			check: anything, set: str(func(b *Bootstrap) *string { return &b.RBDPool })},
+		{key: "rbd_user", flag: "rbd-user", arg: "USER", usage: "Ceph user of the rbd storage",
+			def:   func(loader) string { return "" },
+			check: anything, set: str(func(b *Bootstrap) *string { return &b.RBDUser })},
+		{key: "iscsi_portal", flag: "iscsi-portal", arg: "HOST:PORT", usage: "export volumes over iSCSI (tgt) at this portal; empty: no export",
+			def:   func(loader) string { return "" },
+			check: func(v string) error {
+				if v == "" {
+					return nil
+				}
+				return hostPort(v)
+			}, set: str(func(b *Bootstrap) *string { return &b.ISCSIPortal })},
+		{key: "tgt_control_port", flag: "tgt-control-port", arg: "N", usage: "control port of the tgtd that exports volumes (tgtadm -C)",
+			def:   func(loader) string { return "0" },
+			check: func(v string) error {
+				if n, err := strconv.Atoi(v); err != nil || n < 0 || n > 65535 {
+					return fmt.Errorf("%q is not a tgtd control port number", v)
+				}
+				return nil
+			}, set: str(func(b *Bootstrap) *string { return &b.TGTControlPort })},
 		{key: "log_format", flag: "log-format", arg: "FORMAT", usage: `"text" or "json"`,
 			def:   func(loader) string { return "text" },
 			check: oneOf("text", "json"), set: str(func(b *Bootstrap) *string { return &b.LogFormat })},
@@ -256,6 +304,13 @@ func settings() []setting {
 			check: nonEmpty, set: str(func(b *Bootstrap) *string { return &b.Instance })},
 	}
 }
+
+// Storage backends of pdisk.
+const (
+	StorageQCOW2 = "qcow2"
+	StorageLVM   = "lvm"
+	StorageRBD   = "rbd"
+)
 
 // envName is the environment variable of a key, e.g. STRATUSLAB_DATA_DIR.
 func envName(key string) string { return "STRATUSLAB_" + strings.ToUpper(key) }

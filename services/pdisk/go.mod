@@ -2,7 +2,10 @@ module stratuslab.dev/services/pdisk
 
 go 1.26.0
 
-require stratuslab.dev/platform v0.0.0
+require (
+	golang.org/x/sys v0.49.0
+	stratuslab.dev/platform v0.0.0
+)
 
 require (
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
@@ -52,7 +55,6 @@ require (
 	go.uber.org/zap v1.27.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/net v0.60.0 // indirect
-	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
 	google.golang.org/genproto v0.0.0-20261019180522-ce908d29299b // indirect

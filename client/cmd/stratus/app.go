@@ -47,6 +47,10 @@ func (a *app) commands() []*cobra.Command {
 		a.editCmd(),
 		a.deleteCmd(),
 		a.waitJobCmd(),
+		a.createVolumeCmd(),
+		a.describeVolumesCmd(),
+		a.updateVolumeCmd(),
+		a.deleteVolumeCmd(),
 		a.linksCmd(),
 	}
 }

@@ -338,7 +338,7 @@ func TestResourceCommands(t *testing.T) {
 	if code, _, errOut := run(tty{}, "list", "ServiceMessage", "--filter", "name"); code != 1 || !strings.Contains(errOut, "bad_filter") {
 		t.Errorf("bad filter: %d %q", code, errOut)
 	}
-	if code, _, errOut := run(tty{}, "list", "Volumes"); code != 1 || !strings.Contains(errOut, `no collection "Volumes"`) {
+	if code, _, errOut := run(tty{}, "list", "Disks"); code != 1 || !strings.Contains(errOut, `no collection "Disks"`) {
 		t.Errorf("unknown collection: %d %q", code, errOut)
 	}
 

@@ -1,6 +1,8 @@
 package fakecloud
 
 import (
+	"cmp"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Users known to the fake cloud: username → password. "admin" has the
@@ -20,9 +23,16 @@ const (
 
 // Cloud is the fake cloud's state. Create one with New and serve it with
 // httptest.
+//
+// Volumes behave as the real gateway's: uuid ids, owned by their creator,
+// seen by their owner, by everyone when PUBLIC and by admin; deleting
+// another user's disk is refused (403 "Not enough rights to delete disk.")
+// and so is deleting an attached one (409). A volume created with the tag
+// "slow" takes a job (202, no Location) and exists once the job succeeds.
 type Cloud struct {
 	mu       sync.Mutex
 	docs     map[string]map[string]any // id → document
+	pending  map[string]map[string]any // job id → the volume it creates
 	seq      int
 	tokens   map[string]string // token → username
 	jobPolls map[string]int    // job id → reads so far
@@ -38,12 +48,13 @@ func kinds() [][2]string {
 		{"jobs", "Job"},
 		{"events", "Event"},
 		{"machines", "Machine"},
+		{"volumes", "Volume"},
 	}
 }
 
 // New returns an empty fake cloud.
 func New() *Cloud {
-	return &Cloud{docs: map[string]map[string]any{}, tokens: map[string]string{}, jobPolls: map[string]int{}}
+	return &Cloud{docs: map[string]map[string]any{}, pending: map[string]map[string]any{}, tokens: map[string]string{}, jobPolls: map[string]int{}}
 }
 
 // Requests returns "METHOD path" of every request served so far.
@@ -158,7 +169,7 @@ func (c *Cloud) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeErr(w, 401, "unauthorized", "Log in first.")
 			return
 		}
-		c.resource(w, r, path)
+		c.resource(w, r, user, path)
 	}
 }
 
@@ -178,7 +189,7 @@ func kindOf(name string) bool {
 	return false
 }
 
-func (c *Cloud) resource(w http.ResponseWriter, r *http.Request, path string) {
+func (c *Cloud) resource(w http.ResponseWriter, r *http.Request, user, path string) {
 	parts := strings.Split(path, "/")
 	if !kindOf(parts[0]) {
 		writeErr(w, 404, "not_found", "There is no collection "+parts[0]+".")
@@ -187,7 +198,7 @@ func (c *Cloud) resource(w http.ResponseWriter, r *http.Request, path string) {
 	kind := parts[0]
 	switch {
 	case len(parts) == 1 && r.Method == http.MethodGet:
-		c.query(w, r, kind)
+		c.query(w, r, user, kind)
 	case len(parts) == 1 && r.Method == http.MethodPost:
 		if r.Header.Get("Content-Type") != "application/json" {
 			writeErr(w, 415, "unsupported_media_type", "Send JSON.")
@@ -200,6 +211,10 @@ func (c *Cloud) resource(w http.ResponseWriter, r *http.Request, path string) {
 		}
 		if doc["name"] == "conflict" {
 			writeErr(w, 409, "conflict", "A resource with this name exists.")
+			return
+		}
+		if kind == "Volume" {
+			c.createVolume(w, user, doc)
 			return
 		}
 		c.seq++
@@ -218,7 +233,7 @@ func (c *Cloud) resource(w http.ResponseWriter, r *http.Request, path string) {
 		}
 		writeJSON(w, status, map[string]any{"status": status, "message": "created", "resource-id": id})
 	case len(parts) == 2:
-		c.one(w, r, kind+"/"+parts[1])
+		c.one(w, r, user, kind+"/"+parts[1])
 	case len(parts) == 3 && r.Method == http.MethodPost:
 		id := kind + "/" + parts[1]
 		if _, ok := c.docs[id]; !ok {
@@ -250,9 +265,14 @@ func (c *Cloud) newJob(target string, fail bool) string {
 	return id
 }
 
-func (c *Cloud) one(w http.ResponseWriter, r *http.Request, id string) {
+func (c *Cloud) one(w http.ResponseWriter, r *http.Request, user, id string) {
 	doc, ok := c.docs[id]
-	if !ok {
+	// pdisk refuses a change to another user's disk (403) even when that
+	// user may not see it.
+	if ok && strings.HasPrefix(id, "Volume/") && r.Method != http.MethodGet && !c.volumeWrite(w, r, user, doc) {
+		return
+	}
+	if !ok || !visible(user, doc) {
 		writeErr(w, 404, "not_found", id+" does not exist or you may not see it.")
 		return
 	}
@@ -265,6 +285,10 @@ func (c *Cloud) one(w http.ResponseWriter, r *http.Request, id string) {
 				doc["state"], doc["progress"], doc["statusMessage"], doc["returnCode"] = "FAILED", 100, "no host has room for this machine", 1
 			case n >= 3:
 				doc["state"], doc["progress"], doc["statusMessage"] = "SUCCESS", 100, "done"
+				if v, ok := c.pending[id]; ok {
+					delete(c.pending, id)
+					c.docs[v["id"].(string)] = v
+				}
 			default:
 				doc["state"], doc["progress"] = "RUNNING", n*30
 			}
@@ -276,7 +300,41 @@ func (c *Cloud) one(w http.ResponseWriter, r *http.Request, id string) {
 			writeErr(w, 400, "invalid", "The body is not a JSON object.")
 			return
 		}
+		if sel := r.URL.Query().Get("$select"); sel != "" {
+			// Replace only the selected attributes, as the gateway does.
+			next := map[string]any{}
+			for k, v := range doc {
+				next[k] = v
+			}
+			for _, a := range strings.Split(sel, ",") {
+				if v, ok := nd[a]; ok {
+					next[a] = v
+				} else {
+					delete(next, a)
+				}
+			}
+			nd = next
+		}
 		nd["id"] = id
+		if strings.HasPrefix(id, "Volume/") {
+			// Only these attributes are the user's; the rest stays.
+			next := map[string]any{}
+			for k, v := range doc {
+				next[k] = v
+			}
+			for _, a := range []string{"tag", "name", "description", "visibility"} {
+				if v, ok := nd[a]; ok {
+					next[a] = v
+				} else {
+					delete(next, a)
+				}
+			}
+			if v := next["visibility"]; v != "PUBLIC" && v != "PRIVATE" {
+				writeErr(w, 400, "invalid", "The visibility must be PUBLIC or PRIVATE.")
+				return
+			}
+			nd = next
+		}
 		c.docs[id] = nd
 		writeJSON(w, 200, nd)
 	case http.MethodDelete:
@@ -287,31 +345,51 @@ func (c *Cloud) one(w http.ResponseWriter, r *http.Request, id string) {
 	}
 }
 
-// query supports $filter of the form attr='value', $first/$last (1-based,
-// inclusive) and $select; documents are in id order.
-func (c *Cloud) query(w http.ResponseWriter, r *http.Request, kind string) {
+// query supports $filter (see Match; several are and-ed), $orderby,
+// $first/$last (1-based, inclusive) and $select; without $orderby
+// documents are in id order.
+func (c *Cloud) query(w http.ResponseWriter, r *http.Request, user, kind string) {
 	q := r.URL.Query()
-	var fa, fv string
-	if f := q.Get("$filter"); f != "" {
-		var ok bool
-		fa, fv, ok = strings.Cut(f, "=")
-		if !ok || !strings.HasPrefix(fv, "'") || !strings.HasSuffix(fv, "'") || len(fv) < 2 {
-			writeErr(w, 400, "bad_filter", "The filter "+f+" is not attr='value'.")
+	for _, f := range q["$filter"] {
+		if _, err := Match(f, nil); err != nil {
+			writeErr(w, 400, "bad_filter", "The filter "+f+" cannot be read: "+err.Error()+".")
 			return
 		}
-		fv = fv[1 : len(fv)-1]
 	}
 	var ids []string
 	for id, d := range c.docs {
-		if strings.HasPrefix(id, kind+"/") && (fa == "" || fmt.Sprint(d[fa]) == fv) {
+		if !strings.HasPrefix(id, kind+"/") || !visible(user, d) {
+			continue
+		}
+		ok := true
+		for _, f := range q["$filter"] {
+			m, _ := Match(f, d)
+			ok = ok && m
+		}
+		if ok {
 			ids = append(ids, id)
 		}
 	}
 	slices.SortFunc(ids, func(a, b string) int {
 		na, _ := strconv.Atoi(strings.TrimPrefix(a, kind+"/"))
 		nb, _ := strconv.Atoi(strings.TrimPrefix(b, kind+"/"))
-		return na - nb
+		return cmp.Or(na-nb, strings.Compare(a, b))
 	})
+	if ob := q.Get("$orderby"); ob != "" {
+		slices.SortStableFunc(ids, func(a, b string) int {
+			for _, key := range strings.Split(ob, ",") {
+				attr, dir, _ := strings.Cut(key, ":")
+				n := compareValues(c.docs[a][attr], c.docs[b][attr])
+				if dir == "desc" {
+					n = -n
+				}
+				if n != 0 {
+					return n
+				}
+			}
+			return 0
+		})
+	}
 	count := len(ids)
 	first, last := 1, count
 	if v, err := strconv.Atoi(q.Get("$first")); err == nil {
@@ -346,4 +424,92 @@ func (c *Cloud) query(w http.ResponseWriter, r *http.Request, kind string) {
 		out[attr] = page
 	}
 	writeJSON(w, 200, out)
+}
+
+// compareValues orders two attribute values: numbers as numbers, anything
+// else by its text.
+func compareValues(a, b any) int {
+	fa, aok := a.(float64)
+	fb, bok := b.(float64)
+	if aok && bok {
+		return cmp.Compare(fa, fb)
+	}
+	return strings.Compare(fmt.Sprint(a), fmt.Sprint(b))
+}
+
+// visible says whether user may see doc: a volume is its owner's, admin's
+// and, when PUBLIC, everyone's; other documents are everyone's.
+func visible(user string, doc map[string]any) bool {
+	id, _ := doc["id"].(string)
+	if !strings.HasPrefix(id, "Volume/") || user == "admin" {
+		return true
+	}
+	return doc["owner"] == user || doc["visibility"] == "PUBLIC"
+}
+
+// volumeWrite checks that user may change or delete the volume doc, as
+// pdisk does, and writes the refusal when not.
+func (c *Cloud) volumeWrite(w http.ResponseWriter, r *http.Request, user string, doc map[string]any) bool {
+	if user != "admin" && doc["owner"] != user {
+		op := "update"
+		if r.Method == http.MethodDelete {
+			op = "delete"
+		}
+		writeErr(w, 403, "forbidden", "Not enough rights to "+op+" disk.")
+		return false
+	}
+	if m, _ := doc["machine"].(string); r.Method == http.MethodDelete && m != "" {
+		writeErr(w, 409, "conflict", fmt.Sprintf("Volume %s is attached to machine %s; detach it (or end the machine) first.", doc["uuid"], strings.TrimPrefix(m, "Machine/")))
+		return false
+	}
+	return true
+}
+
+// createVolume makes a volume from the plain create body {"size", "tag",
+// "visibility", "description"}.
+func (c *Cloud) createVolume(w http.ResponseWriter, user string, body map[string]any) {
+	size, ok := body["size"].(float64)
+	if !ok || size != float64(int64(size)) || size < 1 || size > 1024 {
+		writeErr(w, 400, "invalid", "The size must be a whole number of GiB from 1 to 1024.")
+		return
+	}
+	vis := "PRIVATE"
+	if v, ok := body["visibility"]; ok {
+		if v != "PUBLIC" && v != "PRIVATE" {
+			writeErr(w, 400, "invalid", "The visibility must be PUBLIC or PRIVATE.")
+			return
+		}
+		vis = v.(string)
+	}
+	uuid := newUUID()
+	id := "Volume/" + uuid
+	now := time.Now().UTC().Format("2006-01-02T15:04:05.000000000Z") // fixed width: sorts as text
+	doc := map[string]any{
+		"id": id, "resourceURI": "http://schemas.dmtf.org/cimi/1/Volume", "uuid": uuid,
+		"owner": user, "size": size, "capacity": size * (1 << 20), "visibility": vis, "count": 0,
+		"type": "DATA_IMAGE_RAW_READ_WRITE", "state": "AVAILABLE", "created": now, "updated": now,
+	}
+	for _, a := range []string{"tag", "description", "name"} {
+		if v, ok := body[a].(string); ok {
+			doc[a] = v
+		}
+	}
+	if doc["tag"] == "slow" {
+		job := c.newJob(id, false)
+		c.pending[job] = doc
+		w.Header().Set("CIMI-Job-URI", job)
+		writeJSON(w, 202, map[string]any{"status": 202, "message": "accepted", "job-id": job})
+		return
+	}
+	c.docs[id] = doc
+	w.Header().Set("Location", "/cimi/"+id)
+	writeJSON(w, 201, map[string]any{"status": 201, "message": "created", "resource-id": id})
+}
+
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }

@@ -14,6 +14,7 @@ func DefaultKinds() []Kind {
 		{Name: "ServiceConfiguration", Attr: "serviceConfigurations", Service: subject.Cimi, AddRole: cimi.RoleAdmin,
 			NameAttrs: []string{"service", "instance"}},
 		{Name: "User", Attr: "users", Service: subject.Authn, AddRole: cimi.RoleAdmin, NameAttrs: []string{"username"}},
+		{Name: "Volume", Attr: "volumes", Service: subject.Pdisk, AddRole: cimi.RoleUser},
 		{Name: "Job", Attr: "jobs", Service: subject.Cimi, ReadOnly: true},
 		{Name: "Event", Attr: "events", Service: subject.Cimi, ReadOnly: true},
 	}

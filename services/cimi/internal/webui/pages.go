@@ -39,24 +39,32 @@ func (u *UI) kind(w http.ResponseWriter, r *http.Request, s api.Session) (api.Ki
 
 // collectionView is one page of a collection.
 type collectionView struct {
-	Kind    string
-	Columns []string
-	Rows    []row
-	Filter  string
-	OrderBy string
+	Kind  string
+	Heads []head
+	Rows  []row
+	// Filter is the $filter typed in the search box, Quick the quick
+	// filters and QuickFilter the $filter they make, and-ed to Filter.
+	Filter      string
+	Quick       []quickView
+	QuickFilter string
+	// Filtered is set when the page shows only some of the collection.
+	Filtered bool
+	OrderBy  string
 	// Range says which resources the page shows, e.g. "21–40 of 57".
 	Range          string
 	Previous, Next string
 	CanAdd         bool
 }
 
-// row is one resource of a collection page.
+// row is one resource of a collection page; ID is the row's element id.
 type row struct {
-	Href, Label string
-	Name        string
-	Description string
-	Extra       []string
-	Updated     string
+	ID    string
+	Cells []cellView
+}
+
+// cellView is one cell of a row, linked when Link is set.
+type cellView struct {
+	Text, Link string
 }
 
 // extraColumns are the kind-specific attributes a collection page shows
@@ -73,8 +81,6 @@ func extraColumns(kind string) []string {
 		return []string{"service", "instance"}
 	case "Machine":
 		return []string{"state", "cpu", "memory"}
-	case "Volume":
-		return []string{"state", "type", "capacity"}
 	case "MachineImage":
 		return []string{"state", "type"}
 	case "MachineConfiguration":
@@ -97,7 +103,8 @@ func pageRange(q url.Values) (first, last int) {
 	return first, last
 }
 
-// collection serves a collection page, or its "add" editor.
+// collection serves a collection page, or its "add" page: the create
+// form of a kind that has one, else the JSON editor.
 func (u *UI) collection(w http.ResponseWriter, r *http.Request) {
 	s, ok := u.session(w, r)
 	if !ok {
@@ -107,22 +114,55 @@ func (u *UI) collection(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if r.URL.Query().Get("op") == cimi.RelAdd {
+	in := r.URL.Query()
+	kv := u.views[k.Name]
+	if in.Get("op") == cimi.RelAdd {
+		if len(kv.Create) > 0 && in.Get("editor") != "json" {
+			fv := createForm(k, kv, func(string) string { return "" })
+			u.render(w, http.StatusOK, "form", &view{Title: fv.Heading, User: s.Identity.User, Form: fv})
+			return
+		}
 		u.render(w, http.StatusOK, "editor", &view{Title: "Add " + k.Name, User: s.Identity.User,
 			Editor: &editorView{Action: Prefix + k.Name, Op: cimi.RelAdd, Text: "{}", Back: Prefix + k.Name, Heading: "Add a " + k.Name}})
 		return
 	}
-	in := r.URL.Query()
 	first, last := pageRange(in)
-	q := url.Values{}
+	// keep is what the page was asked for, which its links (paging,
+	// ordering) carry on; q is what the page asks the gateway for.
+	keep := url.Values{}
 	for _, p := range []string{"$filter", "$orderby"} {
 		if v := in.Get(p); v != "" {
-			q.Set(p, v)
+			keep.Set(p, v)
 		}
+	}
+	quick, quickFilter := quickFilters(kv.Quick, in)
+	for _, qv := range quick {
+		if qv.Value != "" {
+			keep.Set(qv.Name, qv.Value)
+		}
+	}
+	q := url.Values{}
+	// The gateway and-s several $filter values, each parsed on its own:
+	// the quick filters cannot change the meaning of the typed one.
+	for _, f := range []string{keep.Get("$filter"), quickFilter} {
+		if f != "" {
+			q.Add("$filter", f)
+		}
+	}
+	if o := keep.Get("$orderby"); o != "" {
+		q.Set("$orderby", o)
 	}
 	q.Set("$first", strconv.Itoa(first))
 	q.Set("$last", strconv.Itoa(last))
-	cv := &collectionView{Kind: k.Name, Columns: extraColumns(k.Name), Filter: in.Get("$filter"), OrderBy: in.Get("$orderby")}
+	cols := kv.Columns
+	if cols == nil {
+		cols = genericColumns(k.Name)
+	}
+	cv := &collectionView{Kind: k.Name, Filter: keep.Get("$filter"), Quick: quick, QuickFilter: quickFilter,
+		Filtered: q.Has("$filter"), OrderBy: keep.Get("$orderby")}
+	for _, c := range cols {
+		cv.Heads = append(cv.Heads, heading(k.Name, c, keep))
+	}
 	v := &view{Title: k.Name, User: s.Identity.User, Collection: cv}
 	c, err := u.res.Query(r.Context(), s.Identity, k.Name, q)
 	if err != nil {
@@ -136,7 +176,7 @@ func (u *UI) collection(w http.ResponseWriter, r *http.Request) {
 	}
 	cv.CanAdd = hasOp(c.Operations, cimi.RelAdd)
 	for _, d := range c.Docs {
-		cv.Rows = append(cv.Rows, collectionRow(d, cv.Columns))
+		cv.Rows = append(cv.Rows, u.collectionRow(d, cols))
 	}
 	n := len(c.Docs)
 	switch {
@@ -150,7 +190,7 @@ func (u *UI) collection(w http.ResponseWriter, r *http.Request) {
 	size := last - first + 1
 	link := func(f, l int) string {
 		p := url.Values{}
-		for k, vs := range q {
+		for k, vs := range keep {
 			p[k] = vs
 		}
 		p.Set("$first", strconv.Itoa(f))
@@ -166,19 +206,12 @@ func (u *UI) collection(w http.ResponseWriter, r *http.Request) {
 	u.render(w, http.StatusOK, "collection", v)
 }
 
-// collectionRow summarises one document.
-func collectionRow(d api.Document, cols []string) row {
-	id, _ := d["id"].(string)
-	rw := row{Href: pageOf(id), Label: id, Name: text(d["name"]), Description: text(d["description"]), Updated: text(d["updated"])}
-	if _, local, err := cimi.SplitID(id); err == nil {
-		rw.Label = local
-	}
+// collectionRow lays out one document in cols.
+func (u *UI) collectionRow(d api.Document, cols []column) row {
+	rw := row{ID: "row-" + localOf(text(d["id"]))}
 	for _, c := range cols {
-		if v, ok := d[c]; ok {
-			rw.Extra = append(rw.Extra, text(v))
-		} else {
-			rw.Extra = append(rw.Extra, "")
-		}
+		cl := c.Cell(d)
+		rw.Cells = append(rw.Cells, cellView{Text: cl.Text, Link: linkTo(u.res, cl.Ref)})
 	}
 	return rw
 }
@@ -192,12 +225,26 @@ type resourceView struct {
 	CanEdit    bool
 	CanDelete  bool
 	Actions    []string
+	// EditForm, for a kind with one, edits the resource on its page; the
+	// JSON editor is then its "edit as JSON" link.
+	EditForm *formView
 }
 
 // attr is one attribute of a resource; Link is set when the value is the
-// id of a resource the UI can show.
+// id of a resource the UI can show, Items when the value is a list.
 type attr struct {
 	Name, Value, Link string
+	Items             []item
+}
+
+// ID is the element id of the attribute's value on the page.
+func (a attr) ID() string {
+	return "attr-" + strings.ReplaceAll(a.Name, " ", "-")
+}
+
+// item is one element of a list value.
+type item struct {
+	Text, Link string
 }
 
 // get reads the resource named by the path.
@@ -250,14 +297,17 @@ func (u *UI) resource(w http.ResponseWriter, r *http.Request) {
 	case op != "":
 		u.fail(w, r, s, errs.Errorf(errs.Forbidden, "You may not %s %s.", op, id))
 	default:
-		v.Resource = resourceModel(u.res, k, id, doc, ops)
+		v.Resource = u.resourceModel(k, id, doc, ops, nil)
 		u.render(w, http.StatusOK, "resource", v)
 	}
 }
 
-// resourceModel lays out a resource's attributes: identity first, then
-// the others by name, the ACL last.
-func resourceModel(res api.Resources, k api.Kind, id string, doc api.Document, ops []cimi.Operation) *resourceView {
+// resourceModel lays out a resource's attributes: those its kind shows
+// in words first, then identity, the others by name, the ACL last. The
+// edit form, if any, holds typed when set (the values of a refused
+// edit), else the resource's values.
+func (u *UI) resourceModel(k api.Kind, id string, doc api.Document, ops []cimi.Operation, typed url.Values) *resourceView {
+	kv := u.views[k.Name]
 	rv := &resourceView{ID: id, Href: pageOf(id), Collection: Prefix + k.Name,
 		CanEdit: hasOp(ops, cimi.RelEdit), CanDelete: hasOp(ops, cimi.RelDelete)}
 	for _, o := range ops {
@@ -265,14 +315,28 @@ func resourceModel(res api.Resources, k api.Kind, id string, doc api.Document, o
 			rv.Actions = append(rv.Actions, verb)
 		}
 	}
+	if rv.CanEdit && len(kv.Edit) > 0 {
+		value := func(name string) string { return text(doc[name]) }
+		if typed != nil {
+			value = typed.Get
+		}
+		rv.EditForm = editForm(id, kv, value)
+	}
+	shown := map[string]bool{}
+	if kv.Details != nil {
+		rows, used := kv.Details(u.res, doc)
+		rv.Attrs = append(rv.Attrs, rows...)
+		for _, a := range used {
+			shown[a] = true
+		}
+	}
 	for _, name := range attrOrder(doc) {
+		if shown[name] {
+			continue
+		}
 		a := attr{Name: name, Value: text(doc[name])}
 		if s, ok := doc[name].(string); ok && name != "id" {
-			if kind, _, err := cimi.SplitID(s); err == nil {
-				if _, known := res.Kind(kind); known {
-					a.Link = pageOf(s)
-				}
-			}
+			a.Link = linkTo(u.res, s)
 		}
 		rv.Attrs = append(rv.Attrs, a)
 	}
@@ -381,6 +445,13 @@ func (u *UI) add(w http.ResponseWriter, r *http.Request) {
 		u.fail(w, r, s, errs.Errorf(errs.Invalid, "A collection accepts only the \"add\" form, not %q.", op))
 		return
 	}
+	// The create form of a kind sends its fields, the JSON editor "json".
+	if _, isJSON := r.PostForm["json"]; !isJSON {
+		if kv := u.views[k.Name]; len(kv.Create) > 0 {
+			u.addFromForm(w, r, s, k, kv)
+			return
+		}
+	}
 	ed := &editorView{Action: Prefix + k.Name, Op: cimi.RelAdd, Back: Prefix + k.Name, Heading: "Add a " + k.Name}
 	text, body, err := readJSON(r)
 	ed.Text = text
@@ -423,6 +494,14 @@ func (u *UI) change(w http.ResponseWriter, r *http.Request) {
 	page := pageOf(id)
 	switch op := r.PostFormValue("op"); op {
 	case cimi.RelEdit:
+		// The edit form of a resource page sends its fields, the JSON
+		// editor "json".
+		if _, isJSON := r.PostForm["json"]; !isJSON {
+			if kv := u.views[k.Name]; len(kv.Edit) > 0 {
+				u.editFromForm(w, r, s, k, kv, id)
+				return
+			}
+		}
 		ed := &editorView{Action: page, Op: cimi.RelEdit, Back: page, Heading: "Edit " + id}
 		text, body, err := readJSON(r)
 		ed.Text = text
@@ -438,7 +517,8 @@ func (u *UI) change(w http.ResponseWriter, r *http.Request) {
 	case cimi.RelDelete:
 		o, err := u.res.Delete(r.Context(), s.Identity, id)
 		if err != nil {
-			u.fail(w, r, s, err)
+			// The resource is still there: show it with why.
+			u.refused(w, r, s, k, id, err, nil)
 			return
 		}
 		http.Redirect(w, r, outcomePage(o, Prefix+k.Name), http.StatusSeeOther)

@@ -46,6 +46,8 @@ type UI struct {
 	log   *slog.Logger
 	pages map[string]*template.Template
 	css   []byte
+	// views are the kinds with pages of their own (kindViews).
+	views map[string]kindView
 }
 
 // New returns the UI showing res to the callers s authenticates.
@@ -54,12 +56,12 @@ func New(res api.Resources, s Sessions, log *slog.Logger) *UI {
 		log = slog.New(slog.DiscardHandler)
 	}
 	// The pages under templates/, each rendered inside layout.html.
-	pageNames := []string{"home", "collection", "resource", "json", "editor", "confirm", "login", "authn", "error"}
-	u := &UI{res: res, sess: s, log: log, pages: make(map[string]*template.Template, len(pageNames))}
+	pageNames := []string{"home", "collection", "resource", "json", "editor", "form", "confirm", "login", "authn", "error"}
+	u := &UI{res: res, sess: s, log: log, pages: make(map[string]*template.Template, len(pageNames)), views: kindViews()}
 	// The templates are embedded in the binary: a parse error is a
 	// programming error that the package's tests catch, not a runtime
 	// condition.
-	layout := template.Must(template.New("layout.html").ParseFS(assets, "templates/layout.html"))
+	layout := template.Must(template.New("layout.html").ParseFS(assets, "templates/layout.html", "templates/fields.html"))
 	for _, name := range pageNames {
 		t := template.Must(layout.Clone())
 		u.pages[name] = template.Must(t.ParseFS(assets, "templates/"+name+".html"))
@@ -157,6 +159,7 @@ type view struct {
 	Collection *collectionView
 	Resource   *resourceView
 	Editor     *editorView
+	Form       *formView
 	Confirm    *confirmView
 	JSON       string
 	Back       string

@@ -27,7 +27,28 @@ type memResources struct {
 	docs map[string]api.Document // by id
 	// async makes writes report an outcome that is not done yet.
 	async bool
+	// fail holds the error a write refuses with, by "<verb> <id>".
+	fail  map[string]error
 	calls []string
+	// The last query, and the body and $select of the last write.
+	query   url.Values
+	body    string
+	selects []string
+}
+
+// last returns what the last query and write sent.
+func (m *memResources) last() (query url.Values, body string, selects []string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.query, m.body, m.selects
+}
+
+// refusal returns the error set for verb on id, recording the body.
+func (m *memResources) refusal(verb, id string, body []byte, selects []string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.body, m.selects = string(body), selects
+	return m.fail[verb+" "+id]
 }
 
 func newMem() *memResources { return &memResources{docs: map[string]api.Document{}} }
@@ -37,6 +58,8 @@ func (m *memResources) Kinds() []api.Kind {
 		{Name: "ServiceMessage", Attr: "serviceMessages", AddRole: cimi.RoleAdmin},
 		{Name: "User", Attr: "users", AddRole: cimi.RoleAdmin, NameAttrs: []string{"username"}},
 		{Name: "Job", Attr: "jobs", ReadOnly: true},
+		{Name: "Volume", Attr: "volumes", AddRole: cimi.RoleUser},
+		{Name: "Machine", Attr: "machines", AddRole: cimi.RoleUser},
 	}
 }
 
@@ -84,6 +107,7 @@ func (m *memResources) Query(_ context.Context, who cimi.Identity, kind string, 
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.query = q
 	k, _ := m.Kind(kind)
 	var ids []string
 	for id := range m.docs {
@@ -119,6 +143,12 @@ func (m *memResources) Create(_ context.Context, who cimi.Identity, kind string,
 	if doc["name"] == "invalid" {
 		return nil, errs.New(errs.Invalid, "The name <invalid> is refused.")
 	}
+	if err := m.refusal("create", kind, body, nil); err != nil {
+		return nil, err
+	}
+	if size, ok := doc["size"].(float64); ok && (size < 1 || size > 1024) {
+		return nil, errs.Errorf(errs.Invalid, "The size must be from 1 to 1024 GiB, not %v.", size)
+	}
 	m.mu.Lock()
 	id := fmt.Sprintf("%s/n%d", kind, len(m.docs)+1)
 	m.calls = append(m.calls, "create "+id)
@@ -130,9 +160,12 @@ func (m *memResources) Create(_ context.Context, who cimi.Identity, kind string,
 	return m.outcome(id, doc), nil
 }
 
-func (m *memResources) Edit(_ context.Context, who cimi.Identity, id string, body []byte, _ []string) (*api.Outcome, error) {
+func (m *memResources) Edit(_ context.Context, who cimi.Identity, id string, body []byte, selects []string) (*api.Outcome, error) {
 	if !who.IsAdmin() {
 		return nil, errs.New(errs.Forbidden, "")
+	}
+	if err := m.refusal("edit", id, body, selects); err != nil {
+		return nil, err
 	}
 	var doc api.Document
 	if err := json.Unmarshal(body, &doc); err != nil {
@@ -141,6 +174,23 @@ func (m *memResources) Edit(_ context.Context, who cimi.Identity, id string, bod
 	if _, ok := doc["operations"]; ok {
 		return nil, errs.New(errs.Invalid, "operations must not be sent")
 	}
+	// With $select only those attributes change, as on the gateway.
+	m.mu.Lock()
+	if cur, ok := m.docs[id]; ok && len(selects) > 0 {
+		next := api.Document{}
+		for k, v := range cur {
+			next[k] = v
+		}
+		for _, a := range selects {
+			if v, ok := doc[a]; ok {
+				next[a] = v
+			} else {
+				delete(next, a)
+			}
+		}
+		doc = next
+	}
+	m.mu.Unlock()
 	doc["id"] = id
 	m.put(doc)
 	m.mu.Lock()
@@ -152,6 +202,14 @@ func (m *memResources) Edit(_ context.Context, who cimi.Identity, id string, bod
 func (m *memResources) Delete(_ context.Context, who cimi.Identity, id string) (*api.Outcome, error) {
 	if !who.IsAdmin() {
 		return nil, errs.New(errs.Forbidden, "")
+	}
+	if err := m.refusal("delete", id, nil, nil); err != nil {
+		if errs.CodeOf(err) == errs.NotFound {
+			m.mu.Lock()
+			delete(m.docs, id)
+			m.mu.Unlock()
+		}
+		return nil, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -267,9 +325,14 @@ func TestPagesEscapeHostileValues(t *testing.T) {
 	hostile := `<script>alert("x")</script>`
 	attrHostile := `" onmouseover="alert(1)`
 	f.res.put(message("ServiceMessage/evil", hostile, attrHostile))
+	f.res.put(volume(diskU1, hostile, api.Document{"description": attrHostile, "machine": "Machine/" + hostile, "device": attrHostile,
+		"attachments": []any{attachment(hostile, attrHostile, true)}}))
 	cases := []struct {
 		name, path string
 	}{
+		{"volume list", "/webui/Volume"},
+		{"volume page and its edit form", "/webui/Volume/" + diskU1},
+		{"quick filter echoed", "/webui/Volume?tag=" + url.QueryEscape(hostile) + "&state=" + url.QueryEscape(attrHostile)},
 		{"collection", "/webui/ServiceMessage"},
 		{"resource", "/webui/ServiceMessage/evil"},
 		{"json", "/webui/ServiceMessage/evil?format=json"},
@@ -589,5 +652,390 @@ func TestSecurityHeaders(t *testing.T) {
 	w = f.do(t, req{method: http.MethodGet, path: "/webui/style.css"})
 	if w.Code != http.StatusOK || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/css") {
 		t.Errorf("style.css: %d %q", w.Code, w.Header().Get("Content-Type"))
+	}
+}
+
+// Volumes: the pages of the guide's persistent disks.
+
+const (
+	diskU1 = "0b0c1d2e-0000-4000-8000-000000000001"
+	diskU2 = "0b0c1d2e-0000-4000-8000-000000000002"
+	diskU3 = "0b0c1d2e-0000-4000-8000-000000000003"
+	machM1 = "5e5e5e5e-0000-4000-8000-0000000000a1"
+	machM2 = "5e5e5e5e-0000-4000-8000-0000000000a2"
+)
+
+// volume is a Volume document as pdisk returns it (numbers as JSON
+// decodes them); extra attributes are added or replace the defaults.
+func volume(uuid, tag string, extra api.Document) api.Document {
+	d := api.Document{"id": "Volume/" + uuid, "resourceURI": cimi.ResourceURI("Volume"), "uuid": uuid, "tag": tag,
+		"owner": "alice", "size": float64(5), "capacity": float64(5 << 20), "visibility": "PRIVATE", "count": float64(0),
+		"type": "DATA_IMAGE_RAW_READ_WRITE", "state": "AVAILABLE", "backend": "qcow2", "format": "qcow2",
+		"created": "2025-02-03T04:05:06Z", "updated": "2025-02-03T04:05:06Z",
+		"acl": map[string]any{"owner": map[string]any{"principal": "alice", "type": "USER"}}}
+	for k, v := range extra {
+		d[k] = v
+	}
+	return d
+}
+
+// attachment is one element of a volume's attachments.
+func attachment(machine, device string, hot bool) map[string]any {
+	return map[string]any{"machine": "Machine/" + machine, "device": device, "hotPlugged": hot, "attached": "2025-02-03T05:00:00Z"}
+}
+
+// volumes puts a mounted disk (U1), a free one (U2) and a read-only one
+// held by two machines (U3).
+func (f *fixture) volumes() {
+	f.res.put(volume(diskU1, "HELLO", api.Document{"state": "IN_USE", "count": float64(1), "machine": "Machine/" + machM1,
+		"device": "vdb", "attachments": []any{attachment(machM1, "vdb", true)}}))
+	f.res.put(volume(diskU2, "spare", api.Document{"visibility": "PUBLIC", "size": float64(1024), "owner": "bob"}))
+	f.res.put(volume(diskU3, "", api.Document{"type": "DATA_IMAGE_RAW_READONLY", "state": "IN_USE", "count": float64(2),
+		"machine": "Machine/" + machM1, "device": "vdc",
+		"attachments": []any{attachment(machM1, "vdc", false), attachment(machM2, "vdd", true)}}))
+}
+
+// contains checks that body holds every one of want and none of notWant.
+func contains(t *testing.T, body string, want, notWant []string) {
+	t.Helper()
+	for _, s := range want {
+		if !strings.Contains(body, s) {
+			t.Errorf("page lacks %q:\n%s", s, body)
+		}
+	}
+	for _, s := range notWant {
+		if strings.Contains(body, s) {
+			t.Errorf("page has %q:\n%s", s, body)
+		}
+	}
+}
+
+func TestVolumeList(t *testing.T) {
+	t.Parallel()
+	f := newFixture()
+	f.volumes()
+	w := f.do(t, req{method: http.MethodGet, path: "/webui/Volume", token: adminToken})
+	if w.Code != http.StatusOK {
+		t.Fatalf("status %d:\n%s", w.Code, w.Body)
+	}
+	contains(t, w.Body.String(), []string{
+		// The columns, each ordering the list.
+		`<th><a href="/webui/Volume?%24orderby=uuid">uuid</a></th><th><a href="/webui/Volume?%24orderby=tag">tag</a></th>` +
+			`<th><a href="/webui/Volume?%24orderby=size">size (GiB)</a></th><th><a href="/webui/Volume?%24orderby=visibility">visibility</a></th>` +
+			`<th><a href="/webui/Volume?%24orderby=owner">owner</a></th><th><a href="/webui/Volume?%24orderby=type">type</a></th>` +
+			`<th><a href="/webui/Volume?%24orderby=state">state</a></th><th><a href="/webui/Volume?%24orderby=machine">mounted on</a></th>` +
+			`<th><a href="/webui/Volume?%24orderby=created">created</a></th>`,
+		// A mounted disk links to its machine.
+		`<tr id="row-` + diskU1 + `"><td><a href="/webui/Volume/` + diskU1 + `">` + diskU1 + `</a></td><td>HELLO</td><td>5</td>` +
+			`<td>PRIVATE</td><td>alice</td><td>DATA_IMAGE_RAW_READ_WRITE</td><td>IN_USE</td>` +
+			`<td><a href="/webui/Machine/` + machM1 + `">` + machM1 + ` (vdb)</a></td><td>2025-02-03T04:05:06Z</td></tr>`,
+		// A free one is mounted nowhere.
+		`<td>PUBLIC</td><td>bob</td><td>DATA_IMAGE_RAW_READ_WRITE</td><td>AVAILABLE</td><td>—</td>`,
+		`<td>1024</td>`,
+		// A read-only one held by two machines says so.
+		machM1 + ` (vdc) and 1 more</a>`,
+		`id="add"`, `id="quick-visibility"`, `id="quick-state"`, `id="quick-type"`, `<input id="quick-tag" name="tag"`,
+		`<option value="QUARANTINED">QUARANTINED</option>`, `<span id="range">1–3 of 3</span>`,
+	}, []string{`id="clear"`, `id="quick-filter"`, "<th>name</th>"})
+	// The other kinds keep their generic columns.
+	f.res.put(message("ServiceMessage/a", "alive", "fun"))
+	w = f.do(t, req{method: http.MethodGet, path: "/webui/ServiceMessage"})
+	contains(t, w.Body.String(), []string{
+		`<tr id="row-a"><td><a href="/webui/ServiceMessage/a">a</a></td><td>alive</td><td>fun</td><td>2025-01-01T00:00:00Z</td></tr>`,
+		`<a href="/webui/ServiceMessage?%24orderby=name">name</a>`,
+	}, []string{"quick-", "mounted on"})
+}
+
+func TestVolumeQuickFilters(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, query string
+		filters     []string // the $filter values sent
+		tag         string   // the tag compared, read back from the filter
+		page        []string
+	}{
+		{name: "none", query: "", filters: nil},
+		{name: "state", query: "state=AVAILABLE", filters: []string{"state = 'AVAILABLE'"},
+			page: []string{`<option value="AVAILABLE" selected>`, `<code id="quick-filter">state = &#39;AVAILABLE&#39;</code>`, `id="clear"`}},
+		{name: "several, in the boxes' order", query: "type=DATA_IMAGE_RAW_READ_WRITE&visibility=PUBLIC",
+			filters: []string{"visibility = 'PUBLIC' and type = 'DATA_IMAGE_RAW_READ_WRITE'"},
+			page:    []string{`<option value="PUBLIC" selected>`, `<option value="DATA_IMAGE_RAW_READ_WRITE" selected>`}},
+		{name: "tag", query: "tag=HELLO", filters: []string{"tag = 'HELLO'"}, tag: "HELLO",
+			page: []string{`<input id="quick-tag" name="tag" type="text" size="16" value="HELLO">`}},
+		{name: "tag with a quote", query: "tag=" + url.QueryEscape("it's"), filters: []string{"tag = 'it''s'"}, tag: "it's",
+			page: []string{`value="it&#39;s"`}},
+		{name: "tag trying to escape its quotes", query: "tag=" + url.QueryEscape(`x' or owner != 'y\`),
+			filters: []string{`tag = 'x'' or owner != ''y\\'`}, tag: `x' or owner != 'y\`},
+		{name: "with a typed filter", query: "state=IN_USE&%24filter=" + url.QueryEscape("size > 2 or tag = 'a'"),
+			filters: []string{"size > 2 or tag = 'a'", "state = 'IN_USE'"},
+			page:    []string{`value="size &gt; 2 or tag = &#39;a&#39;"`}},
+		{name: "empty values choose nothing", query: "state=&visibility=&tag=&type=", filters: nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture()
+			f.volumes()
+			w := f.do(t, req{method: http.MethodGet, path: "/webui/Volume?" + c.query, token: adminToken})
+			if w.Code != http.StatusOK {
+				t.Fatalf("status %d:\n%s", w.Code, w.Body)
+			}
+			q, _, _ := f.res.last()
+			if got := q["$filter"]; !slices.Equal(got, c.filters) {
+				t.Errorf("$filter %q, want %q", got, c.filters)
+			}
+			if c.tag != "" {
+				e, err := cimi.ParseFilter(q.Get("$filter"))
+				cmp, ok := e.(*cimi.Comparison)
+				if err != nil || !ok || cmp.Attr.Path[0] != "tag" || cmp.Value.Str != c.tag {
+					t.Errorf("the filter %q reads back as %#v (%v), not tag = %q", q.Get("$filter"), e, err, c.tag)
+				}
+			}
+			contains(t, w.Body.String(), c.page, nil)
+		})
+	}
+}
+
+func TestVolumeListLinksKeepTheFilters(t *testing.T) {
+	t.Parallel()
+	f := newFixture()
+	for i := range 25 {
+		f.res.put(volume(fmt.Sprintf("0b0c1d2e-0000-4000-8000-%012d", i), "t", nil))
+	}
+	cases := []struct {
+		name, query string
+		next        url.Values
+		heads       map[string]string // column → its heading's link and arrow
+		orderBy     string
+	}{
+		{name: "quick filters and the typed filter", query: "state=AVAILABLE&tag=t&%24filter=size%3E1",
+			next:  url.Values{"state": {"AVAILABLE"}, "tag": {"t"}, "$filter": {"size>1"}, "$first": {"21"}, "$last": {"40"}},
+			heads: map[string]string{"size (GiB)": "/webui/Volume?" + url.Values{"state": {"AVAILABLE"}, "tag": {"t"}, "$filter": {"size>1"}, "$orderby": {"size"}}.Encode() + `">size (GiB)</a></th>`}},
+		{name: "ordered ascending", query: "%24orderby=size", orderBy: "size",
+			next:  url.Values{"$orderby": {"size"}, "$first": {"21"}, "$last": {"40"}},
+			heads: map[string]string{"size": "/webui/Volume?%24orderby=size%3Adesc\">size (GiB)</a> ▲</th>", "tag": "/webui/Volume?%24orderby=tag\">tag</a></th>"}},
+		{name: "ordered descending", query: "%24orderby=size%3Adesc", orderBy: "size:desc",
+			next:  url.Values{"$orderby": {"size:desc"}, "$first": {"21"}, "$last": {"40"}},
+			heads: map[string]string{"size": "/webui/Volume?%24orderby=size\">size (GiB)</a> ▼</th>"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			w := f.do(t, req{method: http.MethodGet, path: "/webui/Volume?" + c.query})
+			body := w.Body.String()
+			checkLink(t, body, "next", "/webui/Volume?"+c.next.Encode())
+			for col, want := range c.heads {
+				if !strings.Contains(strings.ReplaceAll(body, "&amp;", "&"), `<a href="`+want) {
+					t.Errorf("heading %s does not link to %s:\n%s", col, want, body)
+				}
+			}
+			if c.orderBy != "" && !strings.Contains(body, `<input type="hidden" name="$orderby" value="`+c.orderBy+`">`) {
+				t.Errorf("the search form drops $orderby=%s", c.orderBy)
+			}
+		})
+	}
+}
+
+func TestVolumeCreateForm(t *testing.T) {
+	t.Parallel()
+	t.Run("the form", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture()
+		w := f.do(t, req{method: http.MethodGet, path: "/webui/Volume?op=add", token: adminToken})
+		if w.Code != http.StatusOK {
+			t.Fatalf("status %d:\n%s", w.Code, w.Body)
+		}
+		contains(t, w.Body.String(), []string{
+			`<form class="fields" id="create-form" method="post" action="/webui/Volume">`,
+			`<input type="hidden" name="op" value="add">`,
+			`<input id="create-size" name="size" type="number" step="1" min="1" max="1024" value="" required>`,
+			`<input id="create-tag" name="tag" type="text" size="40" maxlength="256" value="">`,
+			`<textarea id="create-description" name="description"`,
+			`<input type="radio" id="create-visibility-private" name="visibility" value="PRIVATE" checked>`,
+			`<input type="radio" id="create-visibility-public" name="visibility" value="PUBLIC">`,
+			`<button id="create-submit" type="submit">create</button>`,
+			`<a id="create-json" href="/webui/Volume?op=add&amp;editor=json">`,
+		}, []string{"<textarea id=\"json\""})
+		w = f.do(t, req{method: http.MethodGet, path: "/webui/Volume?op=add&editor=json", token: adminToken})
+		contains(t, w.Body.String(), []string{`<textarea id="json" name="json"`}, []string{"create-form"})
+	})
+	full := url.Values{"op": {"add"}, "size": {"5"}, "tag": {"HELLO"}, "description": {"a <disk>"}, "visibility": {"PUBLIC"}}
+	with := func(k, v string) url.Values {
+		out := url.Values{}
+		for k, vs := range full {
+			out[k] = vs
+		}
+		out.Set(k, v)
+		return out
+	}
+	cases := []struct {
+		name     string
+		async    bool
+		token    string
+		form     url.Values
+		status   int
+		location string
+		body     string // what Create was sent; "" when it was not called
+		page     []string
+	}{
+		{name: "created", token: adminToken, form: full, status: http.StatusSeeOther, location: "/webui/Volume/n1",
+			body: `{"description":"a <disk>","size":5,"tag":"HELLO","visibility":"PUBLIC"}`},
+		{name: "accepted: the job", async: true, token: adminToken, form: full, status: http.StatusSeeOther, location: "/webui/Job/j1",
+			body: `{"description":"a <disk>","size":5,"tag":"HELLO","visibility":"PUBLIC"}`},
+		{name: "empty values left to the server", token: adminToken,
+			form:   url.Values{"op": {"add"}, "size": {" 1 "}, "tag": {""}, "description": {"  "}, "visibility": {"PRIVATE"}},
+			status: http.StatusSeeOther, location: "/webui/Volume/n1", body: `{"size":1,"visibility":"PRIVATE"}`},
+		{name: "refused by the server, values kept", token: adminToken, form: with("size", "5000"), status: http.StatusBadRequest,
+			body: `{"description":"a <disk>","size":5000,"tag":"HELLO","visibility":"PUBLIC"}`,
+			page: []string{`<p class="error" role="alert">The size must be from 1 to 1024 GiB, not 5000.</p>`,
+				`id="create-size" name="size" type="number" step="1" min="1" max="1024" value="5000"`, `value="HELLO"`,
+				`>a &lt;disk&gt;</textarea>`, `id="create-visibility-public" name="visibility" value="PUBLIC" checked>`}},
+		{name: "not a number", token: adminToken, form: with("size", "5.5"), status: http.StatusBadRequest,
+			page: []string{"The size (GiB) must be a whole number from 1 to 1024, not &#34;5.5&#34;.", `value="5.5"`, `value="HELLO"`}},
+		{name: "anonymous", form: full, status: http.StatusForbidden, page: []string{`class="error"`, `id="create-form"`}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture()
+			f.res.async = c.async
+			w := f.do(t, req{method: http.MethodPost, path: "/webui/Volume", form: c.form, token: c.token})
+			if w.Code != c.status {
+				t.Fatalf("status %d, want %d:\n%s", w.Code, c.status, w.Body)
+			}
+			if got := w.Header().Get("Location"); got != c.location {
+				t.Errorf("Location %q, want %q", got, c.location)
+			}
+			if _, body, _ := f.res.last(); body != c.body {
+				t.Errorf("Create was sent %q, want %q", body, c.body)
+			}
+			contains(t, w.Body.String(), c.page, nil)
+		})
+	}
+}
+
+func TestVolumePage(t *testing.T) {
+	t.Parallel()
+	f := newFixture()
+	f.volumes()
+	f.res.put(volume(diskU2, "old", api.Document{"state": "QUARANTINED", "quarantine": "2025-03-01T00:00:00Z", "stateMessage": "Its machine ended."}))
+	cases := []struct {
+		name, path, token string
+		want, notWant     []string
+	}{
+		{"mounted, as its owner", "/webui/Volume/" + diskU1, adminToken, []string{
+			`<td id="attr-uuid">` + diskU1 + `</td>`, `<td id="attr-tag">HELLO</td>`, `<td id="attr-size">5 GiB</td>`,
+			`<td id="attr-state">IN_USE</td>`, `<td id="attr-visibility">PRIVATE</td>`, `<td id="attr-owner">alice</td>`,
+			`<td id="attr-mounted-on"><a href="/webui/Machine/` + machM1 + `">` + machM1 + ` (vdb)</a></td>`,
+			`<td id="attr-attachments"><ul><li><a href="/webui/Machine/` + machM1 + `">` + machM1 + ` as vdb, hot-plugged, since 2025-02-03T05:00:00Z</a></li></ul></td>`,
+			// The rest follows as it is.
+			`<td id="attr-backend">qcow2</td>`, `<td id="attr-id">Volume/` + diskU1 + `</td>`, `<th>acl</th>`,
+			// The edit form, filled.
+			`<form class="fields" id="edit-form" method="post" action="/webui/Volume/` + diskU1 + `">`,
+			`<input type="hidden" name="op" value="edit">`,
+			`<input id="edit-tag" name="tag" type="text" size="40" maxlength="256" value="HELLO">`,
+			`<textarea id="edit-description" name="description" rows="3" cols="60" maxlength="4096"></textarea>`,
+			`<input type="radio" id="edit-visibility-private" name="visibility" value="PRIVATE" checked>`,
+			`<button id="edit-submit" type="submit">save</button>`,
+			`id="delete" href="/webui/Volume/` + diskU1 + `?op=delete"`, `id="edit-json"`, `id="view-json"`,
+		}, []string{`id="edit"`, `id="attr-quarantine"`, `id="attr-machine"`, `id="edit-size"`, `<th>quarantine</th>`}},
+		{"held by two machines", "/webui/Volume/" + diskU3, adminToken, []string{
+			`<td id="attr-tag"></td>`, machM1 + ` (vdc) and 1 more</a>`,
+			machM1 + ` as vdc, attached at launch, since`, `<a href="/webui/Machine/` + machM2 + `">` + machM2 + ` as vdd, hot-plugged`,
+		}, nil},
+		{"quarantined", "/webui/Volume/" + diskU2, adminToken, []string{
+			`<td id="attr-quarantine">2025-03-01T00:00:00Z (the disk is deleted then)</td>`,
+			`<td id="attr-state-message">Its machine ended.</td>`, `<td id="attr-mounted-on">—</td>`, `<td id="attr-attachments">none</td>`,
+		}, nil},
+		{"as a reader", "/webui/Volume/" + diskU1, "", []string{`<td id="attr-state">IN_USE</td>`, `id="view-json"`},
+			[]string{"edit-form", `id="delete"`, `id="edit-json"`}},
+		{"the JSON editor is still there", "/webui/Volume/" + diskU1 + "?op=edit", adminToken, []string{`<textarea id="json"`}, nil},
+		{"delete asks first", "/webui/Volume/" + diskU1 + "?op=delete", adminToken,
+			[]string{`Delete <strong>Volume/` + diskU1 + `</strong>?`, `id="confirm-delete"`}, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			w := f.do(t, req{method: http.MethodGet, path: c.path, token: c.token})
+			if w.Code != http.StatusOK {
+				t.Fatalf("status %d:\n%s", w.Code, w.Body)
+			}
+			contains(t, w.Body.String(), c.want, c.notWant)
+		})
+	}
+}
+
+func TestVolumeEditAndDelete(t *testing.T) {
+	t.Parallel()
+	page := "/webui/Volume/" + diskU1
+	cases := []struct {
+		name     string
+		fail     error
+		gone     bool // the volume is gone when the refusal comes
+		form     url.Values
+		status   int
+		location string
+		call     string
+		body     string
+		selects  []string
+		page     []string
+	}{
+		{name: "edit sends only the form's attributes",
+			form: url.Values{"op": {"edit"}, "tag": {"NEW"}, "description": {""}, "visibility": {"PUBLIC"},
+				"size": {"99"}, "owner": {"mallory"}, "state": {"AVAILABLE"}},
+			status: http.StatusSeeOther, location: page, call: "edit Volume/" + diskU1,
+			body: `{"description":"","tag":"NEW","visibility":"PUBLIC"}`, selects: []string{"tag", "description", "visibility"}},
+		{name: "edit refused keeps what was typed", fail: errs.New(errs.Invalid, "The tag is longer than 256 bytes."),
+			form:   url.Values{"op": {"edit"}, "tag": {"TYPED"}, "description": {"typed <text>"}, "visibility": {"PUBLIC"}},
+			status: http.StatusBadRequest, body: `{"description":"typed <text>","tag":"TYPED","visibility":"PUBLIC"}`,
+			selects: []string{"tag", "description", "visibility"},
+			page: []string{`<p class="error" role="alert">The tag is longer than 256 bytes.</p>`, `id="edit-tag" name="tag" type="text" size="40" maxlength="256" value="TYPED"`,
+				`>typed &lt;text&gt;</textarea>`, `id="edit-visibility-public" name="visibility" value="PUBLIC" checked>`,
+				// The page still shows the disk as it is.
+				`<td id="attr-tag">HELLO</td>`}},
+		{name: "the JSON editor replaces everything", form: url.Values{"op": {"edit"}, "json": {`{"tag":"J"}`}},
+			status: http.StatusSeeOther, location: page, call: "edit Volume/" + diskU1, body: `{"tag":"J"}`},
+		{name: "delete", form: url.Values{"op": {"delete"}}, status: http.StatusSeeOther, location: "/webui/Volume", call: "delete Volume/" + diskU1},
+		{name: "delete without the rights", fail: errs.New(errs.Forbidden, "Not enough rights to delete disk."),
+			form: url.Values{"op": {"delete"}}, status: http.StatusForbidden,
+			page: []string{`<p class="error" role="alert">Not enough rights to delete disk.</p>`, `<td id="attr-uuid">` + diskU1 + `</td>`}},
+		{name: "delete of a mounted disk", fail: errs.New(errs.Conflict, "Volume "+diskU1+" is attached to Machine/"+machM1+": detach it first."),
+			form: url.Values{"op": {"delete"}}, status: http.StatusConflict,
+			page: []string{"is attached to Machine/" + machM1 + ": detach it first.", `<td id="attr-state">IN_USE</td>`}},
+		{name: "delete of a disk gone meanwhile", fail: errs.New(errs.NotFound, "Volume "+diskU1+" does not exist."), gone: true,
+			form: url.Values{"op": {"delete"}}, status: http.StatusNotFound,
+			page: []string{"does not exist.", "back to the CloudEntryPoint"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture()
+			f.volumes()
+			if c.fail != nil {
+				verb := c.form.Get("op")
+				f.res.fail = map[string]error{verb + " Volume/" + diskU1: c.fail}
+			}
+			w := f.do(t, req{method: http.MethodPost, path: page, form: c.form, token: adminToken})
+			if w.Code != c.status {
+				t.Fatalf("status %d, want %d:\n%s", w.Code, c.status, w.Body)
+			}
+			if got := w.Header().Get("Location"); got != c.location {
+				t.Errorf("Location %q, want %q", got, c.location)
+			}
+			if c.call != "" && !slices.Contains(f.res.calls, c.call) {
+				t.Errorf("calls %q lack %q", f.res.calls, c.call)
+			}
+			_, body, selects := f.res.last()
+			if body != c.body || !slices.Equal(selects, c.selects) {
+				t.Errorf("sent %s with $select %q, want %s with %q", body, selects, c.body, c.selects)
+			}
+			contains(t, w.Body.String(), c.page, nil)
+			if c.status == http.StatusSeeOther && c.form.Get("op") == "edit" && !c.form.Has("json") {
+				d, err := f.res.Get(context.Background(), cimi.Identity{}, "Volume/"+diskU1)
+				if err != nil || d["size"] != float64(5) || d["owner"] != "alice" || d["state"] != "IN_USE" {
+					t.Errorf("the edit changed what the form does not show: %v %v", d, err)
+				}
+			}
+		})
 	}
 }

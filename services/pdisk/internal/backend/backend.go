@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"time"
 
 	"stratuslab.dev/platform/errs"
 )
@@ -25,6 +26,12 @@ type Volume struct {
 	// Origin is the id of the volume this one is a copy-on-write snapshot
 	// of, or "" for a standalone volume.
 	Origin string
+	// Created is when the backend made the volume, by the storage's clock,
+	// so that a reconciler can leave alone volumes too young to have a
+	// document yet. A backend that does not record creation reports a
+	// later time, such as a file's last modification, never an earlier
+	// one: a volume may look younger than it is, never older.
+	Created time.Time
 }
 
 // Location tells a hypervisor (and qemu-img) how to reach a volume.
@@ -77,7 +84,10 @@ type Backend interface {
 	Grow(ctx context.Context, id string, sizeGiB int64) (Volume, error)
 	// Delete removes volume id. Deleting a volume that does not exist
 	// succeeds; deleting an origin that still has snapshots fails with
-	// errs.Conflict.
+	// errs.Conflict. A Delete racing a Snapshot of the same origin, even
+	// from another instance (another process) over the same storage,
+	// never leaves a snapshot without its origin: either the Delete fails
+	// with errs.Conflict or the Snapshot with errs.NotFound.
 	Delete(ctx context.Context, id string) error
 	// Get describes volume id.
 	Get(ctx context.Context, id string) (Volume, error)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"stratuslab.dev/platform/cimi"
 	"stratuslab.dev/platform/errs"
 )
 
@@ -324,4 +325,37 @@ func short(s string) string {
 		return s[:64] + "…"
 	}
 	return s
+}
+
+// ACLFor is the access control list of a user's volume: the owner and
+// administrators hold every right; every user may view a PUBLIC one.
+func ACLFor(owner, visibility string) cimi.ACL {
+	acl := cimi.ACL{
+		Owner: cimi.Owner{Principal: owner, Type: cimi.User},
+		Rules: []cimi.Rule{{Principal: cimi.RoleAdmin, Type: cimi.Role, Right: cimi.All}},
+	}
+	if owner == "" {
+		acl.Owner = cimi.Owner{Principal: cimi.RoleAdmin, Type: cimi.Role}
+		acl.Rules = nil
+	}
+	if visibility == Public {
+		acl.Rules = append(acl.Rules, cimi.Rule{Principal: cimi.RoleUser, Type: cimi.Role, Right: cimi.View})
+	}
+	return acl
+}
+
+// SetACL stores acl in v.
+func (v *Volume) SetACL(acl cimi.ACL) {
+	data, _ := json.Marshal(acl) // a struct of strings always encodes
+	v.ACL = data
+}
+
+// Access returns v's access control list; a document without one grants
+// nothing to anybody but administrators.
+func (v *Volume) Access() cimi.ACL {
+	var acl cimi.ACL
+	if len(v.ACL) == 0 || json.Unmarshal(v.ACL, &acl) != nil {
+		return cimi.ACL{Owner: cimi.Owner{Principal: cimi.RoleAdmin, Type: cimi.Role}}
+	}
+	return acl
 }

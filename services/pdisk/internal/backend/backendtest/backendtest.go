@@ -10,7 +10,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"stratuslab.dev/platform/errs"
 	"stratuslab.dev/services/pdisk/internal/backend"
@@ -18,6 +21,11 @@ import (
 
 // MiB is a mebibyte, the unit of the images the suite imports.
 const MiB = 1 << 20
+
+// clockSlack is how far a volume's Created may stray from this process's
+// clock around the call that made it: filesystem timestamps come from a
+// coarse clock, and remote storage keeps its own.
+const clockSlack = 5 * time.Second
 
 // Run runs the contract suite; newBackend returns an empty backend for each
 // subtest, which the subtest may fill and leaves for t.Cleanup to discard.
@@ -47,6 +55,27 @@ func Run(t *testing.T, newBackend func(t *testing.T) backend.Backend) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			tc.fn(t, newBackend(t))
+		})
+	}
+}
+
+// RunShared runs the part of the contract about instances sharing one
+// storage, as pdisk replicas on several hosts or processes do. newPair
+// returns two instances over the same empty storage, which the subtest may
+// fill and leaves for t.Cleanup to discard.
+func RunShared(t *testing.T, newPair func(t *testing.T) (backend.Backend, backend.Backend)) {
+	t.Helper()
+	for _, tc := range []struct {
+		name string
+		fn   func(t *testing.T, a, b backend.Backend)
+	}{
+		{"SeeEachOther", testSeeEachOther},
+		{"SnapshotDeleteRace", testSnapshotDeleteRace},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a, b := newPair(t)
+			tc.fn(t, a, b)
 		})
 	}
 }
@@ -95,15 +124,20 @@ func testCreate(t *testing.T, b backend.Backend) {
 		wantCode(t, fmt.Sprintf("Create size %d", size), err, errs.Invalid)
 	}
 	wantList(t, b)
+	before := time.Now()
 	v, err := b.Create(ctx, id, 3)
 	if err != nil {
 		t.Fatalf("Create: %v", err)
 	}
+	wantCreated(t, "Create", v, before, time.Now())
 	if v.ID != id || v.Size != 3*backend.GiB || v.Origin != "" {
 		t.Errorf("Create returned %+v, want a standalone 3 GiB volume %s", v, id)
 	}
-	if got := get(t, b, id); got.Size != v.Size || got.Origin != "" {
+	if got := get(t, b, id); got.Size != v.Size || got.Origin != "" || !got.Created.Equal(v.Created) {
 		t.Errorf("Get = %+v, want %+v", got, v)
+	}
+	if vols, err := b.List(ctx); err != nil || len(vols) != 1 || !vols[0].Created.Equal(v.Created) {
+		t.Errorf("List = %+v, %v; want the volume as Create described it, %+v", vols, err, v)
 	}
 	_, err = b.Create(ctx, id, 1)
 	wantCode(t, "Create over an existing volume", err, errs.Conflict)
@@ -156,10 +190,12 @@ func testImport(t *testing.T, b backend.Backend) {
 	qemuImg(t, "convert", "-f", "raw", "-O", "qcow2", raw, qcow)
 	for name, src := range map[string]string{"raw": raw, "qcow2": qcow} {
 		id := NewID(t)
+		before := time.Now()
 		v, err := b.Import(ctx, id, src)
 		if err != nil {
 			t.Fatalf("Import of a %s image: %v", name, err)
 		}
+		wantCreated(t, "Import", v, before, time.Now())
 		if v.ID != id || v.Size != 4*MiB || v.Origin != "" {
 			t.Errorf("Import of a %s image returned %+v", name, v)
 		}
@@ -265,10 +301,12 @@ func testSnapshot(t *testing.T, b backend.Backend) {
 	wantCode(t, "Snapshot of itself", err, errs.Invalid)
 	snaps := []string{NewID(t), NewID(t)}
 	for _, s := range snaps {
+		before := time.Now()
 		v, err := b.Snapshot(ctx, s, origin)
 		if err != nil {
 			t.Fatalf("Snapshot: %v", err)
 		}
+		wantCreated(t, "Snapshot", v, before, time.Now())
 		if v.ID != s || v.Origin != origin || v.Size != 4*MiB {
 			t.Errorf("Snapshot returned %+v, want a 4 MiB snapshot of %s", v, origin)
 		}
@@ -348,10 +386,12 @@ func testCapture(t *testing.T, b backend.Backend) {
 	wantCode(t, "Capture of a missing volume", err, errs.NotFound)
 	_, err = b.Capture(ctx, origin, snap)
 	wantCode(t, "Capture over an existing volume", err, errs.Conflict)
+	before := time.Now()
 	v, err := b.Capture(ctx, captured, snap)
 	if err != nil {
 		t.Fatalf("Capture: %v", err)
 	}
+	wantCreated(t, "Capture", v, before, time.Now())
 	if v.ID != captured || v.Origin != "" || v.Size != 4*MiB {
 		t.Errorf("Capture returned %+v, want a standalone 4 MiB volume", v)
 	}
@@ -430,6 +470,134 @@ func testDelete(t *testing.T, b backend.Backend) {
 	wantList(t, b)
 	if _, err := b.Create(ctx, plain, 1); err != nil {
 		t.Errorf("Create under the id of a deleted volume: %v", err)
+	}
+}
+
+// testSeeEachOther checks that what one instance makes the other finds,
+// described the same way.
+func testSeeEachOther(t *testing.T, a, b backend.Backend) {
+	ctx := t.Context()
+	origin, snap := NewID(t), NewID(t)
+	o, err := a.Import(ctx, origin, rawImage(t, MiB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := b.Snapshot(ctx, snap, origin)
+	if err != nil {
+		t.Fatalf("Snapshot through the other instance: %v", err)
+	}
+	for _, want := range []backend.Volume{o, s} {
+		got := get(t, a, want.ID)
+		if got.Size != want.Size || got.Origin != want.Origin || !got.Created.Equal(want.Created) {
+			t.Errorf("instance a sees %+v, instance b %+v", got, want)
+		}
+	}
+	_, err = a.Create(ctx, snap, 1)
+	wantCode(t, "Create over a volume the other instance made", err, errs.Conflict)
+	wantCode(t, "Delete of an origin whose snapshot the other instance made", a.Delete(ctx, origin), errs.Conflict)
+	for _, id := range []string{snap, origin} {
+		if err := b.Delete(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantList(t, a)
+}
+
+// testSnapshotDeleteRace races a Delete of an origin against Snapshots of
+// it, from both instances, and checks that no snapshot outlives its origin:
+// either the Delete fails with a conflict and the origin stays, or every
+// Snapshot fails with NotFound.
+func testSnapshotDeleteRace(t *testing.T, a, b backend.Backend) {
+	ctx := t.Context()
+	const rounds = 40
+	outcomes := map[string]int{}
+	for round := range rounds {
+		deleter, other := a, b
+		if round%2 == 1 {
+			deleter, other = b, a
+		}
+		origin := NewID(t)
+		if _, err := other.Create(ctx, origin, 1); err != nil {
+			t.Fatal(err)
+		}
+		// One snapshot from the deleting instance, two from the other.
+		snappers := []backend.Backend{deleter, other, other}
+		snaps := make([]string, len(snappers))
+		snapErrs := make([]error, len(snappers))
+		var delErr error
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i, s := range snappers {
+			snaps[i] = NewID(t)
+			wg.Go(func() {
+				<-start
+				_, snapErrs[i] = s.Snapshot(ctx, snaps[i], origin)
+			})
+		}
+		wg.Go(func() {
+			<-start
+			delErr = deleter.Delete(ctx, origin)
+		})
+		close(start)
+		wg.Wait()
+
+		var made []string
+		for i, err := range snapErrs {
+			switch errs.CodeOf(err) {
+			case "":
+				made = append(made, snaps[i])
+			case errs.NotFound:
+			default:
+				t.Fatalf("round %d: Snapshot racing a Delete of its origin failed with %v; want success or NotFound", round, err)
+			}
+		}
+		switch code := errs.CodeOf(delErr); {
+		case delErr == nil && len(made) == 0:
+			outcomes["delete won"]++
+		case code == errs.Conflict && len(made) > 0:
+			outcomes["snapshots won"]++
+		case delErr == nil:
+			t.Fatalf("round %d: Delete of the origin succeeded, and so did Snapshots %v of it, which are left without their origin", round, made)
+		default:
+			t.Fatalf("round %d: Delete = %v with snapshots %v made; want success with none made or a conflict with some", round, delErr, made)
+		}
+		for _, be := range []backend.Backend{a, b} {
+			vols, err := be.List(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range vols {
+				if v.Origin == "" {
+					continue
+				}
+				if _, err := be.Get(ctx, v.Origin); err != nil {
+					t.Fatalf("round %d: snapshot %s has lost its origin %s: %v", round, v.ID, v.Origin, err)
+				}
+			}
+		}
+		for _, id := range append(made, origin) {
+			if err := other.Delete(ctx, id); err != nil {
+				t.Fatalf("cleaning up after round %d: %v", round, err)
+			}
+		}
+	}
+	wantList(t, a)
+	wantList(t, b)
+	var seen []string
+	for k, n := range outcomes {
+		seen = append(seen, fmt.Sprintf("%s %d times", k, n))
+	}
+	slices.Sort(seen)
+	t.Logf("in %d rounds: %s", rounds, strings.Join(seen, ", "))
+}
+
+// wantCreated checks that v.Created lies between before and after, the
+// times around the call that made v, give or take clockSlack.
+func wantCreated(t *testing.T, what string, v backend.Volume, before, after time.Time) {
+	t.Helper()
+	if v.Created.Before(before.Add(-clockSlack)) || v.Created.After(after.Add(clockSlack)) {
+		t.Errorf("%s: the volume's Created is %v; want a time between %v and %v, when it was made",
+			what, v.Created, before.Format(time.RFC3339Nano), after.Format(time.RFC3339Nano))
 	}
 }
 

@@ -14,9 +14,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"stratuslab.dev/platform/errs"
 	"stratuslab.dev/services/pdisk/internal/backend"
@@ -28,14 +28,16 @@ const (
 )
 
 // Backend keeps volumes as qcow2 files in one directory. It is safe for
-// concurrent use within a process; two processes sharing a directory are
-// safe except that one may delete an origin while the other snapshots it.
+// concurrent use, also by several processes (pdisk replicas) sharing the
+// directory: a Delete of an origin waits for Snapshots of it in progress
+// anywhere and then refuses, and a Snapshot that comes after the Delete
+// finds no origin.
 type Backend struct {
 	dir     string
 	qemuImg string
-	// mu makes "origin has no snapshots, delete it" atomic against new
-	// snapshots: Snapshot holds it for reading, Delete for writing.
-	mu sync.RWMutex
+	// locks makes "origin has no snapshots, delete it" atomic against new
+	// snapshots, in this process and in others.
+	locks *volumeLocks
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -54,7 +56,7 @@ func New(dir string) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the qcow2 backend needs qemu-img (Debian package qemu-utils): %w", err)
 	}
-	return &Backend{dir: abs, qemuImg: qi}, nil
+	return &Backend{dir: abs, qemuImg: qi, locks: newVolumeLocks(abs)}, nil
 }
 
 // Name returns "qcow2".
@@ -65,7 +67,8 @@ func (b *Backend) Dir() string { return b.dir }
 
 func (b *Backend) path(id string) string { return filepath.Join(b.dir, id+ext) }
 
-// Create makes a blank qcow2 volume.
+// Create writes a blank qcow2 volume itself, the same file qemu-img create
+// would write, without the cost of starting qemu-img.
 func (b *Backend) Create(ctx context.Context, id string, sizeGiB int64) (backend.Volume, error) {
 	if err := backend.CheckID(id); err != nil {
 		return backend.Volume{}, err
@@ -73,11 +76,13 @@ func (b *Backend) Create(ctx context.Context, id string, sizeGiB int64) (backend
 	if err := backend.CheckSize(sizeGiB); err != nil {
 		return backend.Volume{}, err
 	}
-	return b.make(ctx, id, false, "create", "-q", "-f", "qcow2", "{tmp}", strconv.FormatInt(sizeGiB*backend.GiB, 10))
+	return b.makeBlank(ctx, id, sizeGiB*backend.GiB, "")
 }
 
-// Snapshot makes a qcow2 overlay backed by origin. The backing file is named
-// relative to the directory so that the directory can be moved as a whole.
+// Snapshot writes a qcow2 overlay backed by origin, of origin's virtual
+// size. The backing file is named relative to the directory ("<origin>.qcow2")
+// so that the directory can be moved as a whole; QEMU resolves such a name
+// against the overlay's own directory.
 func (b *Backend) Snapshot(ctx context.Context, id, origin string) (backend.Volume, error) {
 	if err := backend.CheckID(id); err != nil {
 		return backend.Volume{}, err
@@ -88,12 +93,42 @@ func (b *Backend) Snapshot(ctx context.Context, id, origin string) (backend.Volu
 	if id == origin {
 		return backend.Volume{}, errs.New(errs.Invalid, "a volume cannot be a snapshot of itself")
 	}
-	b.mu.RLock()
-	defer b.mu.RUnlock()
+	// Checked before locking too, so that no lock file is made for an
+	// origin that never existed.
 	if err := b.mustExist(origin); err != nil {
 		return backend.Volume{}, err
 	}
-	return b.make(ctx, id, false, "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", origin+ext, "{tmp}")
+	unlock, err := b.locks.lockShared(ctx, origin)
+	if err != nil {
+		return backend.Volume{}, lockError(err)
+	}
+	v, err := b.snapshot(ctx, id, origin)
+	unlock()
+	if errs.CodeOf(err) == errs.NotFound {
+		// The origin was deleted while this call waited for the lock,
+		// which it may have made anew: remove it.
+		_, _ = b.locks.removeStale(origin)
+	}
+	return v, err
+}
+
+// snapshot does Snapshot's work once the origin is locked.
+func (b *Backend) snapshot(ctx context.Context, id, origin string) (backend.Volume, error) {
+	f, err := os.Open(b.path(origin))
+	if errors.Is(err, fs.ErrNotExist) {
+		return backend.Volume{}, notFound(origin)
+	}
+	if err != nil {
+		return backend.Volume{}, errs.Wrap(errs.Internal, err, "the storage backend could not read the volume")
+	}
+	h, err := readHeader(f)
+	_ = f.Close()
+	if err != nil {
+		return backend.Volume{}, errs.Wrap(errs.Internal, fmt.Errorf("%s: %w", b.path(origin), err), "the storage backend found a damaged volume")
+	}
+	// qemu-img rounds an overlay's size up to whole sectors the same way.
+	size := (h.size + sectorSize - 1) &^ (sectorSize - 1)
+	return b.makeBlank(ctx, id, size, origin+ext)
 }
 
 // Import converts the image at src into origin id.
@@ -108,7 +143,7 @@ func (b *Backend) Import(ctx context.Context, id, src string) (backend.Volume, e
 	if err != nil {
 		return backend.Volume{}, err
 	}
-	return b.make(ctx, id, true, "convert", "-q", "-f", format, "-O", "qcow2", src, "{tmp}")
+	return b.make(ctx, id, "convert", "-q", "-f", format, "-O", "qcow2", src, "{tmp}")
 }
 
 // Capture flattens from, with its origin's content, into a new standalone
@@ -123,7 +158,7 @@ func (b *Backend) Capture(ctx context.Context, id, from string) (backend.Volume,
 	if err := b.mustExist(from); err != nil {
 		return backend.Volume{}, err
 	}
-	return b.make(ctx, id, true, "convert", "-q", "-f", "qcow2", "-O", "qcow2", b.path(from), "{tmp}")
+	return b.make(ctx, id, "convert", "-q", "-f", "qcow2", "-O", "qcow2", b.path(from), "{tmp}")
 }
 
 // Grow enlarges volume id in place with qemu-img resize.
@@ -148,13 +183,17 @@ func (b *Backend) Grow(ctx context.Context, id string, sizeGiB int64) (backend.V
 	return b.Get(ctx, id)
 }
 
-// Delete removes volume id's file, refusing while snapshots depend on it.
+// Delete removes volume id's file, refusing while snapshots depend on it,
+// and its lock file.
 func (b *Backend) Delete(ctx context.Context, id string) error {
 	if err := backend.CheckID(id); err != nil {
 		return err
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	unlock, err := b.locks.lockExclusive(ctx, id)
+	if err != nil {
+		return lockError(err)
+	}
+	defer unlock()
 	vols, err := b.List(ctx)
 	if err != nil {
 		return err
@@ -226,8 +265,10 @@ func (b *Backend) Locate(_ context.Context, id string) (backend.Location, error)
 }
 
 // RemoveTemp deletes temporary files older than age, left by a process that
-// died while making a volume, and returns their names. The age keeps it from
-// removing files another process is writing right now.
+// died while making a volume, and the lock files of volumes that no longer
+// exist, and returns their names. The age keeps it from removing files
+// another process is writing right now; lock files are removed only when
+// no process holds them.
 func (b *Backend) RemoveTemp(_ context.Context, age time.Duration) ([]string, error) {
 	ents, err := os.ReadDir(b.dir)
 	if err != nil {
@@ -246,19 +287,81 @@ func (b *Backend) RemoveTemp(_ context.Context, age time.Duration) ([]string, er
 			removed = append(removed, e.Name())
 		}
 	}
-	return removed, nil
+	locks, err := b.locks.removeStale("")
+	if err != nil {
+		return removed, errs.Wrap(errs.Internal, err, "the storage backend could not list its directory")
+	}
+	return append(removed, locks...), nil
 }
 
-// make runs qemu-img with "{tmp}" replaced by a fresh temporary file, then
-// publishes that file as volume id. durable asks for the data to be flushed
-// first, for files qemu-img wrote in bulk.
-func (b *Backend) make(ctx context.Context, id string, durable bool, args ...string) (backend.Volume, error) {
+// tempName returns a fresh temporary name for making volume id.
+func (b *Backend) tempName(id string) string {
+	var suffix [8]byte
+	_, _ = rand.Read(suffix[:])
+	return filepath.Join(b.dir, tempPrefix+id+"-"+hex.EncodeToString(suffix[:]))
+}
+
+// publish gives the finished file tmp its final name as volume id. A hard
+// link, unlike rename, fails rather than replace a volume made under the
+// same id meanwhile. The caller removes tmp.
+func (b *Backend) publish(id, tmp string) error {
+	if err := os.Link(tmp, b.path(id)); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return exists(id)
+		}
+		return errs.Wrap(errs.Internal, err, "the storage backend could not publish the volume")
+	}
+	return b.syncDir()
+}
+
+// makeBlank writes a blank image of size bytes, an overlay of the file
+// backing when that is not empty, and publishes it as volume id. The file
+// is flushed before it is published so that a crash cannot leave a volume
+// with a missing or partial header.
+func (b *Backend) makeBlank(ctx context.Context, id string, size int64, backing string) (backend.Volume, error) {
+	if err := ctx.Err(); err != nil {
+		return backend.Volume{}, err
+	}
 	if err := b.mustNotExist(id); err != nil {
 		return backend.Volume{}, err
 	}
-	var suffix [8]byte
-	_, _ = rand.Read(suffix[:])
-	tmp := filepath.Join(b.dir, tempPrefix+id+"-"+hex.EncodeToString(suffix[:]))
+	tmp := b.tempName(id)
+	defer os.Remove(tmp) // after the link, or after a failure
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return backend.Volume{}, errs.Wrap(errs.Internal, err, "the storage backend could not make the volume")
+	}
+	v, err := writeVolume(f, id, size, backing)
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = errs.Wrap(errs.Internal, cerr, "the storage backend could not make the volume")
+	}
+	if err != nil {
+		return backend.Volume{}, err
+	}
+	if err := b.publish(id, tmp); err != nil {
+		return backend.Volume{}, err
+	}
+	return v, nil
+}
+
+// writeVolume fills and flushes f for makeBlank and describes it.
+func writeVolume(f *os.File, id string, size int64, backing string) (backend.Volume, error) {
+	if err := writeBlank(f, size, backing); err != nil {
+		return backend.Volume{}, errs.Wrap(errs.Internal, err, "the storage backend could not make the volume")
+	}
+	if err := f.Sync(); err != nil {
+		return backend.Volume{}, errs.Wrap(errs.Internal, err, "the storage backend could not flush the volume")
+	}
+	return describe(f, f.Name(), id)
+}
+
+// make runs qemu-img with "{tmp}" replaced by a fresh temporary file, then
+// flushes that file and publishes it as volume id.
+func (b *Backend) make(ctx context.Context, id string, args ...string) (backend.Volume, error) {
+	if err := b.mustNotExist(id); err != nil {
+		return backend.Volume{}, err
+	}
+	tmp := b.tempName(id)
 	defer os.Remove(tmp) // after the link, or after a failure
 	for i, a := range args {
 		if a == "{tmp}" {
@@ -268,20 +371,10 @@ func (b *Backend) make(ctx context.Context, id string, durable bool, args ...str
 	if err := b.run(ctx, args...); err != nil {
 		return backend.Volume{}, err
 	}
-	if durable {
-		if err := syncFile(tmp); err != nil {
-			return backend.Volume{}, errs.Wrap(errs.Internal, err, "the storage backend could not flush the volume")
-		}
+	if err := syncFile(tmp); err != nil {
+		return backend.Volume{}, errs.Wrap(errs.Internal, err, "the storage backend could not flush the volume")
 	}
-	// A hard link, unlike rename, fails rather than replace a volume made
-	// under the same id meanwhile.
-	if err := os.Link(tmp, b.path(id)); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return backend.Volume{}, exists(id)
-		}
-		return backend.Volume{}, errs.Wrap(errs.Internal, err, "the storage backend could not publish the volume")
-	}
-	if err := b.syncDir(); err != nil {
+	if err := b.publish(id, tmp); err != nil {
 		return backend.Volume{}, err
 	}
 	return readVolume(b.path(id), id)
@@ -377,14 +470,22 @@ func syncFile(name string) error {
 	return f.Sync()
 }
 
-// readVolume describes the qcow2 file at name from its header and its
-// allocated blocks.
+// readVolume describes the qcow2 file at name.
 func readVolume(name, id string) (backend.Volume, error) {
 	f, err := os.Open(name)
 	if err != nil {
 		return backend.Volume{}, err
 	}
 	defer f.Close()
+	return describe(f, name, id)
+}
+
+// describe reads the qcow2 file f, named name, as volume id: its header,
+// its allocated blocks and its creation time. Created is the file's birth
+// time, which a hard link keeps: when the temporary file was made. Where
+// the filesystem keeps no birth time (NFS, for one) it is the last
+// modification time instead, which is later, never earlier.
+func describe(f *os.File, name, id string) (backend.Volume, error) {
 	h, err := readHeader(f)
 	if err != nil {
 		return backend.Volume{}, errs.Wrap(errs.Internal, fmt.Errorf("%s: %w", name, err), "the storage backend found a damaged volume")
@@ -393,11 +494,16 @@ func readVolume(name, id string) (backend.Volume, error) {
 	if h.backing != "" {
 		v.Origin = strings.TrimSuffix(filepath.Base(h.backing), ext)
 	}
-	if st, err := f.Stat(); err == nil {
-		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-			v.Allocated = sys.Blocks * 512
-		}
+	var st unix.Statx_t
+	if err := unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH, unix.STATX_BLOCKS|unix.STATX_MTIME|unix.STATX_BTIME, &st); err != nil {
+		return backend.Volume{}, errs.Wrap(errs.Internal, fmt.Errorf("statx %s: %w", name, err), "the storage backend could not read the volume")
 	}
+	v.Allocated = int64(st.Blocks) * 512
+	t := st.Mtime
+	if st.Mask&unix.STATX_BTIME != 0 {
+		t = st.Btime
+	}
+	v.Created = time.Unix(t.Sec, int64(t.Nsec))
 	return v, nil
 }
 

@@ -1,0 +1,7 @@
+// Package tool is what the lvm and rbd storage backends share to drive
+// command-line programs (lvm2, dmsetup, rbd, qemu-img): a Runner that runs
+// one program with an argument vector, never through a shell, and keeps its
+// standard error for the error it returns; a Recorder that stands in for it
+// in tests of command construction; the inspection of an image file before
+// import; and the names of the temporary volumes that make creation atomic.
+package tool
