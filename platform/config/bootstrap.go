@@ -86,8 +86,8 @@ type Bootstrap struct {
 	// LVMThinPool is the thin pool in LVMGroup that holds the volumes, so
 	// that snapshots cost nothing until written.
 	LVMThinPool string
-	RBDPool  string
-	RBDUser  string
+	RBDPool     string
+	RBDUser     string
 	// ISCSIPortal, when set (HOST:PORT), makes pdisk export standalone
 	// volumes over iSCSI through the tgtd whose control port is
 	// TGTControlPort, for VM hosts that do not see the storage.
@@ -278,7 +278,7 @@ func settings() []setting {
 			def:   func(loader) string { return "" },
 			check: anything, set: str(func(b *Bootstrap) *string { return &b.RBDUser })},
 		{key: "iscsi_portal", flag: "iscsi-portal", arg: "HOST:PORT", usage: "export volumes over iSCSI (tgt) at this portal; empty: no export",
-			def:   func(loader) string { return "" },
+			def: func(loader) string { return "" },
 			check: func(v string) error {
 				if v == "" {
 					return nil
@@ -286,7 +286,7 @@ func settings() []setting {
 				return hostPort(v)
 			}, set: str(func(b *Bootstrap) *string { return &b.ISCSIPortal })},
 		{key: "tgt_control_port", flag: "tgt-control-port", arg: "N", usage: "control port of the tgtd that exports volumes (tgtadm -C)",
-			def:   func(loader) string { return "0" },
+			def: func(loader) string { return "0" },
 			check: func(v string) error {
 				if n, err := strconv.Atoi(v); err != nil || n < 0 || n > 65535 {
 					return fmt.Errorf("%q is not a tgtd control port number", v)
