@@ -35,6 +35,19 @@ import (
 type cloud struct {
 	base, natsURL, dataDir string
 	admin                  *sdk.Client
+	cmd                    *exec.Cmd
+	dir                    string
+}
+
+// TestMain stops the cloud the benchmarks started and removes its files.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared != nil {
+		_ = shared.cmd.Process.Signal(os.Interrupt)
+		_ = shared.cmd.Wait()
+		_ = os.RemoveAll(shared.dir)
+	}
+	os.Exit(code)
 }
 
 var (
@@ -44,7 +57,7 @@ var (
 )
 
 // startCloud builds and starts one all-in-one for every benchmark of the
-// run (stopped when the process exits).
+// run (TestMain stops it).
 func startCloud(b *testing.B) *cloud {
 	b.Helper()
 	cloudOnce.Do(func() { shared, cloudErr = launch() })
@@ -82,7 +95,7 @@ func launch() (*cloud, error) {
 		}
 	}
 	go func() { _, _ = io.Copy(io.Discard, stdout) }()
-	c := &cloud{base: "http://" + listen, natsURL: "nats://" + natsAddr, dataDir: data}
+	c := &cloud{base: "http://" + listen, natsURL: "nats://" + natsAddr, dataDir: data, cmd: cmd, dir: dir}
 	pw, err := waitFile(filepath.Join(data, "admin-password"))
 	if err != nil {
 		return nil, err

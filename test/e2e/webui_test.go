@@ -292,6 +292,64 @@ func TestWebUI(t *testing.T) {
 		}
 	})
 
+	t.Run("Volume lifecycle", func(t *testing.T) {
+		ctx := tab(t, b)
+		webLogin(t, ctx, base, "admin", password)
+		var id, state, mounted, tag, vis string
+		run(t, ctx, "create a 2 GiB disk from the form",
+			chromedp.Navigate(base+"/webui/Volume"),
+			chromedp.Click(chromedp.CSS("#add")),
+			chromedp.WaitVisible(chromedp.CSS("#create-form")),
+			chromedp.SendKeys(chromedp.CSS("#create-size"), "2"),
+			chromedp.SendKeys(chromedp.CSS("#create-tag"), "web-disk"),
+			chromedp.Click(chromedp.CSS("#create-submit")),
+			chromedp.WaitVisible(chromedp.CSS("#attr-uuid")),
+			into(chromedp.Text(chromedp.CSS("#attr-uuid")), &id),
+			into(chromedp.Text(chromedp.CSS("#attr-state")), &state),
+			into(chromedp.Text(chromedp.CSS("#attr-mounted-on")), &mounted),
+		)
+		id = strings.TrimSpace(id)
+		if len(id) != 36 || strings.TrimSpace(state) != "AVAILABLE" || strings.TrimSpace(mounted) != "—" {
+			t.Fatalf("the new disk's page: uuid %q state %q mounted on %q", id, state, mounted)
+		}
+		if _, err := os.Stat(c.dataDir + "/pdisk/volumes/" + id + ".qcow2"); err != nil {
+			t.Errorf("the disk made in the browser has no storage: %v", err)
+		}
+		run(t, ctx, "change its tag and make it public",
+			chromedp.Clear(chromedp.CSS("#edit-tag")),
+			chromedp.SendKeys(chromedp.CSS("#edit-tag"), "web-renamed"),
+			chromedp.Click(chromedp.CSS("#edit-visibility-public")),
+			chromedp.Click(chromedp.CSS("#edit-submit")),
+			chromedp.WaitVisible(chromedp.CSS("#attr-tag")),
+			into(chromedp.Text(chromedp.CSS("#attr-tag")), &tag),
+			into(chromedp.Text(chromedp.CSS("#attr-visibility")), &vis),
+		)
+		if strings.TrimSpace(tag) != "web-renamed" || strings.TrimSpace(vis) != "PUBLIC" {
+			t.Errorf("after the edit: tag %q visibility %q", tag, vis)
+		}
+		run(t, ctx, "find it with the tag filter",
+			chromedp.Navigate(base+"/webui/Volume"),
+			chromedp.WaitVisible(chromedp.CSS("#quick-tag")),
+			chromedp.SendKeys(chromedp.CSS("#quick-tag"), "web-renamed"),
+			chromedp.Click(chromedp.CSS("#search-submit")),
+			chromedp.WaitVisible(chromedp.CSS("#row-"+id)),
+		)
+		run(t, ctx, "delete it",
+			chromedp.Navigate(base+"/webui/Volume/"+id),
+			chromedp.Click(chromedp.CSS("#delete")),
+			chromedp.WaitVisible(chromedp.CSS("#confirm-delete")),
+			chromedp.Click(chromedp.CSS("#confirm-delete")),
+			chromedp.WaitVisible(chromedp.CSS("#add")),
+		)
+		if text := mainText(t, ctx); strings.Contains(text, id) {
+			t.Errorf("the deleted disk is still listed:\n%s", text)
+		}
+		if _, err := os.Stat(c.dataDir + "/pdisk/volumes/" + id + ".qcow2"); !os.IsNotExist(err) {
+			t.Errorf("the deleted disk's storage is still there: %v", err)
+		}
+		webLogout(t, ctx)
+	})
+
 	t.Run("change the administrator's password", func(t *testing.T) {
 		ctx := tab(t, b)
 		const fresh = "a new memorable password"

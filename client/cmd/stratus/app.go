@@ -148,11 +148,17 @@ var errNoEndpoint = errors.New("no endpoint configured")
 // session (stratus login) for this endpoint and user, else username and
 // password, else a PKCS#12 or PEM certificate.
 func (a *app) client(ctx context.Context) (*sdk.Client, error) {
+	return a.clientAt(ctx, config.Endpoint)
+}
+
+// clientAt is client for the service at the endpoint set by key: the
+// volume commands honour pdisk_endpoint, which defaults to endpoint.
+func (a *app) clientAt(_ context.Context, key string) (*sdk.Client, error) {
 	s, err := a.config()
 	if err != nil {
 		return nil, err
 	}
-	if s.Get(config.Endpoint) == "" {
+	if s.Get(key) == "" {
 		return nil, errNoEndpoint
 	}
 	insecure, err := s.Bool(config.Insecure)
@@ -174,7 +180,7 @@ func (a *app) client(ctx context.Context) (*sdk.Client, error) {
 	if a.verbose > 0 {
 		opts = append(opts, sdk.WithTrace(a.env.stderr, a.verbose))
 	}
-	endpoint := sdk.Normalize(s.Get(config.Endpoint))
+	endpoint := sdk.Normalize(s.Get(key))
 	user, pass := s.Get(config.Username), s.Get(config.Password)
 	saved, _ := loadSession(a.env.home, endpoint)
 	switch {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"stratuslab.dev/client/internal/config"
 	"stratuslab.dev/client/sdk"
 )
 
@@ -343,7 +344,7 @@ with -q). Attach it to a machine, or describe it with stratus describe-volumes.`
 			if f.Changed("description") {
 				body["description"] = desc
 			}
-			c, err := a.client(ctx)
+			c, err := a.clientAt(ctx, config.PdiskEndpoint)
 			if err != nil {
 				return err
 			}
@@ -416,7 +417,7 @@ parentheses and values with spaces; quote its strings:
 			if err != nil {
 				return err
 			}
-			c, err := a.client(ctx)
+			c, err := a.clientAt(ctx, config.PdiskEndpoint)
 			if err != nil {
 				return err
 			}
@@ -559,7 +560,7 @@ func (a *app) updateVolumeCmd() *cobra.Command {
 			if len(attrs) == 0 {
 				return usageError{errors.New("nothing to change: give --tag, --description, --public or --private")}
 			}
-			c, err := a.client(ctx)
+			c, err := a.clientAt(ctx, config.PdiskEndpoint)
 			if err != nil {
 				return err
 			}
@@ -613,7 +614,7 @@ command then fails.`,
 			if err != nil {
 				return err
 			}
-			c, err := a.client(ctx)
+			c, err := a.clientAt(ctx, config.PdiskEndpoint)
 			if err != nil {
 				return err
 			}

@@ -532,3 +532,21 @@ func TestVolumeLinks(t *testing.T) {
 		t.Errorf("stratus-describe-volumes: %d %q %q", code, out, errOut)
 	}
 }
+
+// TestVolumesHonourPdiskEndpoint: the volume commands talk to
+// pdisk_endpoint when it is set (the guide's configuration), the other
+// commands to endpoint.
+func TestVolumesHonourPdiskEndpoint(t *testing.T) {
+	t.Parallel()
+	disks := httptest.NewServer(fakecloud.New())
+	t.Cleanup(disks.Close)
+	home := t.TempDir()
+	writeConfig(t, home, "[default]\nendpoint = http://127.0.0.1:1\npdisk_endpoint = "+disks.URL+"\nusername = user\npassword = "+fakecloud.UserPassword+"\n")
+	code, out, errOut := stratus(t, home, nil, tty{}, "create-volume", "--size", "1")
+	if code != 0 || !strings.HasPrefix(out, "DISK ") {
+		t.Fatalf("create-volume with pdisk_endpoint: exit %d %q %q", code, out, errOut)
+	}
+	if code, _, _ := stratus(t, home, nil, tty{}, "list", "ServiceMessage"); code == 0 {
+		t.Errorf("list went to pdisk_endpoint, not to the unreachable endpoint")
+	}
+}

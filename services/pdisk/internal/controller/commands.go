@@ -276,24 +276,37 @@ func (c *Controller) deleteTyped(ctx context.Context, cmd *bus.Command, id strin
 // Delete removes v (read at revision rev) for good: storage and
 // bookkeeping first, then the document, then the announcement. A crash
 // half-way leaves a document whose storage is gone, which the reconciler
-// (or the redelivered command) finishes.
+// (or the redelivered command) finishes. Only the caller that removes
+// the document counts the end of a snapshot in its origin, so that two
+// replicas deleting one volume count it once.
 func (c *Controller) Delete(ctx context.Context, v *volume.Volume, rev uint64, msgID string) error {
-	if err := c.destroy(ctx, v); err != nil {
+	if err := c.destroy(ctx, v, false); err != nil {
 		return err
 	}
+	removed := false
 	err := c.cfg.Volumes.Delete(ctx, volume.ID(v.UUID), rev)
 	switch {
-	case err == nil, errors.Is(err, store.ErrNotFound):
+	case err == nil:
+		removed = true
+	case errors.Is(err, store.ErrNotFound):
+		// Removed by another replica, which counts it.
 	case errors.Is(err, store.ErrConflict):
 		// Changed meanwhile (an attach racing the delete): the storage is
 		// gone, so the document must go too.
 		if doc, gerr := c.cfg.Volumes.Get(ctx, volume.ID(v.UUID)); gerr == nil {
-			if err := c.cfg.Volumes.Delete(ctx, doc.ID, doc.Revision); err != nil && !errors.Is(err, store.ErrNotFound) {
+			err := c.cfg.Volumes.Delete(ctx, doc.ID, doc.Revision)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
 				return fmt.Errorf("pdisk: delete %s: %w", v.UUID, err)
 			}
+			removed = err == nil
 		}
 	default:
 		return fmt.Errorf("pdisk: delete %s: %w", v.UUID, err)
+	}
+	if removed {
+		if err := c.releaseOrigin(ctx, v); err != nil {
+			return err
+		}
 	}
 	return c.Announce(ctx, subject.EventDeleted, v.UUID, nil, msgID)
 }

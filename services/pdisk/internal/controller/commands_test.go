@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -412,5 +413,47 @@ func TestCaptureOwner(t *testing.T) {
 				t.Errorf("%s's ledger: %v", tt.want, got)
 			}
 		})
+	}
+}
+
+// TestDeleteTwiceCountsOnce: two replicas' janitors that read the same
+// quarantined disk both delete it; its origin counts the end of the
+// snapshot once, not twice.
+func TestDeleteTwiceCountsOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 2)
+	img := serveImage(t, 2<<20, 64<<10)
+	first, second := uuid.NewString(), uuid.NewString()
+	for _, id := range []string{first, second} {
+		if o := e.typed(alice, subject.CmdVolumeGetImage, getImage(img, "IMG", id, "")); !o.ok() {
+			t.Fatalf("get image: %s %q", o.code, o.message)
+		}
+	}
+	origin := volume.OriginUUID("IMG")
+	if o := e.mustDoc(origin); o.Count != 2 {
+		t.Fatalf("origin counts %d snapshots; want 2", o.Count)
+	}
+	ctx := context.Background()
+	d, err := e.vols.Get(ctx, volume.ID(first))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range e.replicas {
+		v, err := volume.Decode(d.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.ctl.Delete(ctx, v, d.Revision, fmt.Sprintf("%s.janitor-%d", first, i)); err != nil {
+			t.Errorf("%s deletes: %v", r.name, err)
+		}
+	}
+	if e.doc(first) != nil {
+		t.Fatal("not deleted")
+	}
+	if o := e.mustDoc(origin); o.Count != 1 {
+		t.Errorf("origin counts %d snapshots; want 1 (%s remains)", o.Count, second)
+	}
+	if got := e.usageOf(first, subject.EvtVolumeDeleted); len(got) != 1 {
+		t.Errorf("VolumeDeleted events: %+v", got)
 	}
 }

@@ -148,10 +148,11 @@ func (c *Controller) locate(ctx context.Context, v *volume.Volume) error {
 }
 
 // destroy removes the storage and bookkeeping of v, whose document is
-// about to go: its export, its storage, its quota reservation and its
-// origin's snapshot count, then announces the end of its usage. Every
-// step succeeds when already done, so a redelivery can run it again.
-func (c *Controller) destroy(ctx context.Context, v *volume.Volume) error {
+// about to go: its export, its storage, its quota reservation and, when
+// origin is set, its origin's snapshot count, then announces the end of
+// its usage. Every step but the count succeeds when already done, so a
+// redelivery can run it again.
+func (c *Controller) destroy(ctx context.Context, v *volume.Volume, origin bool) error {
 	if c.cfg.Exporter != nil {
 		if err := c.cfg.Exporter.Unexport(ctx, v.UUID); err != nil {
 			return fmt.Errorf("pdisk: withdraw the export of %s: %w", v.UUID, err)
@@ -163,15 +164,26 @@ func (c *Controller) destroy(ctx context.Context, v *volume.Volume) error {
 	if err := c.quotas.Release(ctx, v.Owner, v.UUID); err != nil {
 		return err
 	}
-	if v.Origin != "" {
-		if err := c.cfg.Cache.Release(ctx, v.Origin); err != nil && errs.CodeOf(err) != errs.NotFound {
-			return fmt.Errorf("pdisk: count the end of snapshot %s of %s: %w", v.UUID, v.Origin, err)
+	if origin {
+		if err := c.releaseOrigin(ctx, v); err != nil {
+			return err
 		}
 	}
 	ev := &volumev1.VolumeDeleted{
 		Uuid: v.UUID, Owner: v.Owner, SizeGib: uint32(v.Size), Type: volume.ProtoType(v.Type), DeletedAt: timestamppb.New(c.now()),
 	}
 	return c.cfg.Bus.Publish(ctx, subject.EvtVolumeDeleted, ev, v.UUID+".deleted")
+}
+
+// releaseOrigin counts the end of live snapshot v in its origin.
+func (c *Controller) releaseOrigin(ctx context.Context, v *volume.Volume) error {
+	if v.Origin == "" {
+		return nil
+	}
+	if err := c.cfg.Cache.Release(ctx, v.Origin); err != nil && errs.CodeOf(err) != errs.NotFound {
+		return fmt.Errorf("pdisk: count the end of snapshot %s of %s: %w", v.UUID, v.Origin, err)
+	}
+	return nil
 }
 
 // created announces the start of v's usage, once per volume.

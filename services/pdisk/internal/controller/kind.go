@@ -266,7 +266,7 @@ func (c *Controller) changed(ctx context.Context, _ cimi.Identity, before, after
 		if err != nil {
 			return err
 		}
-		return c.destroy(ctx, v)
+		return c.destroy(ctx, v, true)
 	}
 	return nil
 }

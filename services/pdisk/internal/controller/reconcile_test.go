@@ -222,11 +222,8 @@ func TestReconcileForeignStorage(t *testing.T) {
 	}
 
 	// Likewise storage that mostly no document names, however old.
-	var orphans []string
 	for range 6 {
-		id := uuid.NewString()
-		e.orphan(id)
-		orphans = append(orphans, id)
+		e.orphan(uuid.NewString())
 	}
 	e.clock.Advance(e.settings.Load().OrphanGrace.D() + time.Minute)
 	if rep := e.reconcile(); rep.Foreign != 6 || len(rep.Repairs) != 0 {
