@@ -31,7 +31,9 @@ import (
 )
 
 // cloud is the all-in-one binary running for a benchmark, as `make run`
-// starts it: what is measured is what users get, HTTP included.
+// starts it: what is measured is what users get, HTTP included. With
+// STRATUS_BENCH_ENDPOINT (and STRATUS_BENCH_ADMIN_PASSWORD,
+// STRATUS_BENCH_NATS) the benchmarks use a cloud already running instead.
 type cloud struct {
 	base, natsURL, dataDir string
 	admin                  *sdk.Client
@@ -42,7 +44,7 @@ type cloud struct {
 // TestMain stops the cloud the benchmarks started and removes its files.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if shared != nil {
+	if shared != nil && shared.cmd != nil {
 		_ = shared.cmd.Process.Signal(os.Interrupt)
 		_ = shared.cmd.Wait()
 		_ = os.RemoveAll(shared.dir)
@@ -68,6 +70,11 @@ func startCloud(b *testing.B) *cloud {
 }
 
 func launch() (*cloud, error) {
+	if base := os.Getenv("STRATUS_BENCH_ENDPOINT"); base != "" {
+		// A cloud already running (e.g. to profile it meanwhile).
+		return &cloud{base: base, natsURL: os.Getenv("STRATUS_BENCH_NATS"),
+			admin: sdk.New(base, sdk.WithBasicAuth("admin", os.Getenv("STRATUS_BENCH_ADMIN_PASSWORD")))}, nil
+	}
 	dir, err := os.MkdirTemp("", "stratuslab-bench-")
 	if err != nil {
 		return nil, err

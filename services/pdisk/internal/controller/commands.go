@@ -527,6 +527,9 @@ func (c *Controller) capture(ctx context.Context, cmd *bus.Command, m *volumev1.
 	if err := checkText("tag", v.Tag, volume.MaxTag, false); err != nil {
 		return bus.Result{}, err
 	}
+	if err := checkText("description", v.Description, volume.MaxDescription, true); err != nil {
+		return bus.Result{}, err
+	}
 	v.SetSize(src.Size)
 	v.SetACL(volume.ACLFor(owner, vis))
 	if err := c.quotas.Reserve(ctx, owner, to, v.Size, c.cfg.Settings().QuotaOf(owner)); err != nil {

@@ -414,6 +414,33 @@ func TestCaptureOwner(t *testing.T) {
 			}
 		})
 	}
+
+	// What a capture is refused for, leaving nothing behind.
+	private := e.create(alice, `{"size": 1}`)
+	for _, tt := range []struct {
+		name string
+		msg  *volumev1.CaptureVolume
+		code errs.Code
+	}{
+		{"huge tag", &volumev1.CaptureVolume{Uuid: src, Tag: strings.Repeat("t", 300)}, errs.Invalid},
+		{"huge description", &volumev1.CaptureVolume{Uuid: src, Description: strings.Repeat("d", 5000)}, errs.Invalid},
+		{"control characters", &volumev1.CaptureVolume{Uuid: src, Description: "a\x00b"}, errs.Invalid},
+		{"origin type", &volumev1.CaptureVolume{Uuid: src, Type: volumev1.VolumeType_VOLUME_TYPE_MACHINE_IMAGE_ORIGIN}, errs.Invalid},
+		{"unseen source", &volumev1.CaptureVolume{Uuid: private}, errs.NotFound},
+		{"no source", &volumev1.CaptureVolume{Uuid: uuid.NewString()}, errs.NotFound},
+	} {
+		id := uuid.NewString()
+		tt.msg.NewUuid = id
+		if o := e.typed(bob, subject.CmdVolumeCapture, tt.msg); o.code != tt.code {
+			t.Errorf("%s: %s %q; want %s", tt.name, o.code, o.message, tt.code)
+		}
+		if _, ok := e.storage(id); ok || e.doc(id) != nil {
+			t.Errorf("%s: a refused capture left something", tt.name)
+		}
+	}
+	if got := e.ledger("bob"); len(got) != 1 {
+		t.Errorf("bob's ledger: %v; want his one capture", got)
+	}
 }
 
 // TestDeleteTwiceCountsOnce: two replicas' janitors that read the same

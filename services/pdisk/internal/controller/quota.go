@@ -157,7 +157,7 @@ func (q *quotas) Set(ctx context.Context, user string, volumes map[string]int64)
 	return changed, err
 }
 
-// Users lists the users that have a ledger, for the reconciler.
+// Ledgers returns every user's ledger, for the reconciler.
 func (q *quotas) Ledgers(ctx context.Context) (map[string]map[string]int64, error) {
 	out := make(map[string]map[string]int64)
 	err := scan(ctx, q.coll, func(doc store.Document) error {

@@ -46,9 +46,10 @@ func (r *Report) add(format string, args ...any) {
 // crash between the two writes of a create) is removed once older than
 // OrphanGrace; a document whose storage is gone (a crash during a delete,
 // or storage lost under us) is removed; exports follow the documents;
-// counts and ledgers are recomputed from the documents. Documents are read
-// before storage, so that a create in flight shows as young storage, never
-// as a document without storage.
+// counts and ledgers are recomputed from the documents (a ledger also
+// keeps the creates in flight: young storage, no document yet).
+// Documents are read before storage, so that a create in flight shows as
+// young storage, never as a document without storage.
 func (c *Controller) Reconcile(ctx context.Context) (Report, error) {
 	var rep Report
 	docs, revs, err := c.volumes(ctx)
