@@ -75,10 +75,33 @@ func New(cfg Config) (*Controller, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Controller{
-		cfg: cfg, quotas: newQuotas(cfg.Usage), log: cfg.Log,
+	c := &Controller{
+		cfg: cfg, log: cfg.Log,
 		ann: volume.Announcer{Bus: cfg.Bus, Now: cfg.Now}, now: cfg.Now,
-	}, nil
+	}
+	c.quotas = newQuotas(cfg.Usage, c.held)
+	return c, nil
+}
+
+// held returns what user holds that counts against a quota: uuid → GiB.
+func (c *Controller) held(ctx context.Context, user string) (map[string]int64, error) {
+	out := map[string]int64{}
+	owned := &cimi.Comparison{Attr: cimi.Attribute{Path: []string{"owner"}}, Op: cimi.Eq, Value: cimi.Value{Kind: cimi.String, Str: user}}
+	const page = 500
+	for first := 1; ; first += page {
+		p, err := c.cfg.Volumes.Query(ctx, cimi.Query{Filter: owned, First: first, Last: first + page - 1}, admin)
+		if err != nil {
+			return nil, fmt.Errorf("pdisk: list the volumes of %s: %w", user, err)
+		}
+		for _, d := range p.Docs {
+			if v, err := volume.Decode(d.Body); err == nil && counted(v) {
+				out[v.UUID] = v.Size
+			}
+		}
+		if len(p.Docs) < page {
+			return out, nil
+		}
+	}
 }
 
 // Announce publishes a document change (the image cache's hook too).

@@ -110,6 +110,9 @@ func newEnv(t *testing.T, n int) *env {
 		crashes: map[string]bool{}, deliveries: map[string]int{},
 	}
 	s := settings.Defaults()
+	// A generous quota, so that every user has a ledger the tests can
+	// read (users without a quota have none).
+	s.Quota = settings.Quota{Volumes: 10000}
 	e.settings.Store(&s)
 	ctx := context.Background()
 	nc, js := e.connect()

@@ -28,7 +28,10 @@ type ledger struct {
 // any number of replicas cannot together exceed a quota. Within one
 // process, writes for one user queue on a lock instead of racing.
 type quotas struct {
-	coll  store.Collection
+	coll store.Collection
+	// held lists what a user holds, from the Volume documents: how a
+	// ledger starts when a quota begins to apply.
+	held  func(ctx context.Context, user string) (map[string]int64, error)
 	mu    sync.Mutex
 	locks map[string]*userLock
 }
@@ -38,8 +41,32 @@ type userLock struct {
 	users int
 }
 
-func newQuotas(coll store.Collection) *quotas {
-	return &quotas{coll: coll, locks: make(map[string]*userLock)}
+func newQuotas(coll store.Collection, held func(ctx context.Context, user string) (map[string]int64, error)) *quotas {
+	return &quotas{coll: coll, held: held, locks: make(map[string]*userLock)}
+}
+
+// Only users under a quota have a ledger: keeping one for everybody would
+// cost every create a write of a document that grows with the user's
+// volumes. A ledger starts from the user's volumes when a quota first
+// applies to them, and goes when no quota does.
+
+// unlimited reports whether limit bounds nothing.
+func unlimited(limit settings.Quota) bool { return limit.Volumes <= 0 && limit.GiB <= 0 }
+
+// drop removes user's ledger, if any: nothing is counted while no quota
+// applies, so it would only go stale.
+func (q *quotas) drop(ctx context.Context, user string) error {
+	doc, err := q.coll.Get(ctx, ledgerID(user))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("pdisk: read the usage ledger of %s: %w", user, err)
+	}
+	if err := q.coll.Delete(ctx, doc.ID, doc.Revision); err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) {
+		return fmt.Errorf("pdisk: remove the usage ledger of %s: %w", user, err)
+	}
+	return nil
 }
 
 // lock serialises the ledger writes of one user in this process.
@@ -74,7 +101,10 @@ func (q *quotas) Reserve(ctx context.Context, user, uuid string, sizeGiB int64, 
 	}
 	unlock := q.lock(user)
 	defer unlock()
-	return q.update(ctx, user, func(l *ledger) error {
+	if unlimited(limit) {
+		return q.drop(ctx, user)
+	}
+	return q.update(ctx, user, true, func(l *ledger) error {
 		if _, ok := l.Volumes[uuid]; ok {
 			return nil
 		}
@@ -100,7 +130,10 @@ func (q *quotas) Resize(ctx context.Context, user, uuid string, sizeGiB int64, l
 	}
 	unlock := q.lock(user)
 	defer unlock()
-	return q.update(ctx, user, func(l *ledger) error {
+	if unlimited(limit) {
+		return q.drop(ctx, user)
+	}
+	return q.update(ctx, user, true, func(l *ledger) error {
 		var total int64
 		for id, s := range l.Volumes {
 			if id != uuid {
@@ -122,7 +155,7 @@ func (q *quotas) Release(ctx context.Context, user, uuid string) error {
 	}
 	unlock := q.lock(user)
 	defer unlock()
-	return q.update(ctx, user, func(l *ledger) error {
+	return q.update(ctx, user, false, func(l *ledger) error {
 		delete(l.Volumes, uuid)
 		return nil
 	})
@@ -134,7 +167,7 @@ func (q *quotas) Set(ctx context.Context, user string, volumes map[string]int64)
 	unlock := q.lock(user)
 	defer unlock()
 	changed := false
-	err := q.update(ctx, user, func(l *ledger) error {
+	err := q.update(ctx, user, true, func(l *ledger) error {
 		if len(l.Volumes) == len(volumes) {
 			same := true
 			for id, s := range volumes {
@@ -173,14 +206,22 @@ func (q *quotas) Ledgers(ctx context.Context) (map[string]map[string]int64, erro
 
 var errUnchanged = errors.New("unchanged")
 
-// update applies fn to user's ledger with a revision-checked write,
-// creating the ledger on first use. An error from fn leaves it as it was.
-func (q *quotas) update(ctx context.Context, user string, fn func(*ledger) error) error {
+// update applies fn to user's ledger with a revision-checked write. A
+// missing ledger is started from the user's volumes when start is set,
+// left missing otherwise. An error from fn leaves it as it was.
+func (q *quotas) update(ctx context.Context, user string, start bool, fn func(*ledger) error) error {
 	id := ledgerID(user)
 	for attempt := 0; attempt < 100; attempt++ {
 		doc, err := q.coll.Get(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
-			l := &ledger{User: user, Volumes: map[string]int64{}}
+			if !start {
+				return nil
+			}
+			held, err := q.held(ctx, user)
+			if err != nil {
+				return err
+			}
+			l := &ledger{User: user, Volumes: held}
 			if err := fn(l); err != nil {
 				return err
 			}

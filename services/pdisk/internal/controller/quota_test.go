@@ -15,6 +15,7 @@ import (
 	"stratuslab.dev/platform/errs"
 	volumev1 "stratuslab.dev/proto/stratus/volume/v1"
 	"stratuslab.dev/proto/subject"
+	"stratuslab.dev/services/pdisk/internal/controller"
 	"stratuslab.dev/services/pdisk/internal/settings"
 	"stratuslab.dev/services/pdisk/internal/volume"
 )
@@ -153,5 +154,36 @@ func TestQuotaGiB(t *testing.T) {
 	e.create(bob, `{"size": 10}`)
 	if o := e.cimi(bob, subject.VerbCimiCreate, uuid.NewString(), `{"size": 1}`); o.code != errs.Conflict {
 		t.Errorf("bob's second volume: %s %q", o.code, o.message)
+	}
+}
+
+// TestLedgerOnlyUnderQuota: users without a quota have no ledger (so a
+// create costs no ledger write); when a quota starts to apply, the ledger
+// starts from what the user already holds, and the quota counts it.
+func TestLedgerOnlyUnderQuota(t *testing.T) {
+	e := newEnv(t, 1)
+	hasLedger := func(user string) bool {
+		_, err := e.usage.Get(context.Background(), controller.UsageKind+"/"+user)
+		return err == nil
+	}
+	e.set(func(s *settings.Settings) { s.Quota = settings.Quota{} })
+	for range 3 {
+		e.create(alice, `{"size": 2}`)
+	}
+	if hasLedger("alice") {
+		t.Fatalf("alice has no quota, yet a ledger: %v", e.ledger("alice"))
+	}
+	e.set(func(s *settings.Settings) { s.Quota = settings.Quota{Volumes: 4} })
+	e.create(alice, `{"size": 1}`)
+	if l := e.ledger("alice"); len(l) != 4 {
+		t.Errorf("alice's ledger once a quota applies: %v, want her 4 volumes", l)
+	}
+	if o := e.cimi(alice, subject.VerbCimiCreate, uuid.NewString(), `{"size": 1}`); o.code != errs.Conflict || !strings.Contains(o.message, "Quota exceeded") {
+		t.Errorf("a fifth volume under a quota of 4: %+v", o)
+	}
+	e.set(func(s *settings.Settings) { s.Quota = settings.Quota{} })
+	e.create(alice, `{"size": 1}`)
+	if hasLedger("alice") {
+		t.Errorf("the quota is gone, the ledger stays: %v", e.ledger("alice"))
 	}
 }

@@ -264,6 +264,15 @@ func (c *Controller) reconcileLedgers(ctx context.Context, docs map[string]*volu
 		}
 	}
 	for _, user := range users {
+		if unlimited(c.cfg.Settings().QuotaOf(user)) {
+			// No quota, no ledger: it starts afresh when one applies.
+			if _, ok := have[user]; ok {
+				if err := c.quotas.drop(ctx, user); err != nil {
+					return err
+				}
+			}
+			continue
+		}
 		vols := want[user]
 		if vols == nil {
 			vols = map[string]int64{}
