@@ -190,7 +190,7 @@ func BenchmarkImageVolume(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer nc.Close()
+	b.Cleanup(nc.Close) // after the subscription's cleanup, registered later
 	js, err := jetstream.New(nc)
 	if err != nil {
 		b.Fatal(err)
@@ -199,19 +199,23 @@ func BenchmarkImageVolume(b *testing.B) {
 	w := &waiters{m: map[string]chan struct{}{}}
 	fails := make(chan string, 16)
 	background(b, func(ctx context.Context) error {
-		return client.Subscribe(ctx, bus.SubscribeSpec{Subjects: []string{"evt.pdisk.volume.get_image_*"}}, func(_ context.Context, ev *bus.Event) error {
-			var done commonv1.CommandCompleted
-			if ev.Decode(&done) == nil && done.CommandId != "" {
-				w.done(done.CommandId)
-				return nil
-			}
-			var failed commonv1.CommandFailed
-			if ev.Decode(&failed) == nil {
-				select {
-				case fails <- failed.Error.GetMessage():
-				default:
+		spec := bus.SubscribeSpec{Subjects: []string{"evt.pdisk.volume.get_image_completed", "evt.pdisk.volume.get_image_failed"}, Since: time.Now().Add(-time.Second)}
+		return client.Subscribe(ctx, spec, func(_ context.Context, ev *bus.Event) error {
+			switch ev.Type() {
+			case "stratus.common.v1.CommandCompleted":
+				var done commonv1.CommandCompleted
+				if ev.Decode(&done) == nil {
+					w.done(done.CommandId)
 				}
-				w.done(failed.CommandId)
+			case "stratus.common.v1.CommandFailed":
+				var failed commonv1.CommandFailed
+				if ev.Decode(&failed) == nil {
+					select {
+					case fails <- failed.Error.GetMessage():
+					default:
+					}
+					w.done(failed.CommandId)
+				}
 			}
 			return nil
 		})

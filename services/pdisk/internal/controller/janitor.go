@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -76,8 +75,9 @@ func (c *Controller) Tidy(ctx context.Context) (int, error) {
 	if err != nil {
 		return n, err
 	}
-	if b, _ := json.Marshal(rep); string(b) != "{}" {
-		c.log.Info("image cache swept", "report", string(b))
+	if len(rep.Evicted)+len(rep.Expired)+len(rep.Abandoned)+len(rep.Busy)+len(rep.TempFiles) > 0 {
+		c.log.Info("image cache swept", "evicted", rep.Evicted, "failures_expired", rep.Expired,
+			"downloads_abandoned", rep.Abandoned, "busy", rep.Busy, "temporary_files", rep.TempFiles)
 	}
 	return n, nil
 }
