@@ -564,3 +564,51 @@ func TestNewRefusesBadKinds(t *testing.T) {
 
 // fakeCollection stands for a collection where none is used.
 type fakeCollection struct{ store.Collection }
+
+// TestRefuse: a kind words the refusals of writes by who lacks MODIFY,
+// visible or not; without a wording the defaults stay (not_found when
+// invisible, forbidden otherwise).
+func TestRefuse(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(coll store.Collection) []Kind {
+		return []Kind{{
+			Name: "Note", Collection: coll,
+			CanCreate: func(who cimi.Identity) bool { return who.User != "" },
+			Refuse: func(_ cimi.Identity, op string, visible bool) error {
+				if op == "action" {
+					return nil
+				}
+				return errs.Errorf(errs.Forbidden, "Not enough rights to %s note (visible %v).", op, visible)
+			},
+			Actions: map[string]func(context.Context, cimi.Identity, map[string]any, map[string]any) (map[string]any, error){
+				"touch": func(_ context.Context, _ cimi.Identity, current, _ map[string]any) (map[string]any, error) { return current, nil },
+			},
+		}}
+	})
+	private := newID()
+	if o := e.do(alice, cmd{verb: subject.VerbCimiCreate, id: private, body: `{"name": "mine"}`}); o.code != "" {
+		t.Fatalf("create: %+v", o)
+	}
+	public := newID()
+	acl := `{"owner": {"principal": "alice", "type": "USER"}, "rules": [{"principal": "::USER", "type": "ROLE", "right": "VIEW"}]}`
+	if o := e.do(alice, cmd{verb: subject.VerbCimiCreate, id: public, body: `{"name": "ours", "acl": ` + acl + `}`}); o.code != "" {
+		t.Fatalf("create: %+v", o)
+	}
+	for _, tt := range []struct {
+		verb, id string
+		code     errs.Code
+		message  string
+	}{
+		{subject.VerbCimiDelete, private, errs.Forbidden, "Not enough rights to delete note (visible false)."},
+		{subject.VerbCimiDelete, public, errs.Forbidden, "Not enough rights to delete note (visible true)."},
+		{subject.VerbCimiEdit, public, errs.Forbidden, "Not enough rights to edit note (visible true)."},
+		{subject.VerbCimiEdit, private, errs.Forbidden, "Not enough rights to edit note (visible false)."},
+		{"cimi_touch", private, errs.NotFound, ""},
+		{"cimi_touch", public, errs.Forbidden, ""},
+	} {
+		o := e.do(bob, cmd{verb: tt.verb, id: tt.id, body: `{"name": "theirs"}`})
+		if o.code != tt.code || (tt.message != "" && o.message != tt.message) {
+			t.Errorf("bob %s %s: %s %q, want %s %q", tt.verb, tt.id, o.code, o.message, tt.code, tt.message)
+		}
+	}
+}

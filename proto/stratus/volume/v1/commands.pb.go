@@ -636,7 +636,8 @@ type CaptureVolume struct {
 	Description string `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
 	// Owner of the new volume; empty means the owner of the source.
 	Owner string `protobuf:"bytes,6,opt,name=owner,proto3" json:"owner,omitempty"`
-	// Kind of the new volume; MACHINE_IMAGE_ORIGIN when unspecified.
+	// Kind of the new volume; DATA_IMAGE_RAW_READ_WRITE when unspecified.
+	// Origin and live types are refused: a capture stands alone.
 	Type          VolumeType `protobuf:"varint,7,opt,name=type,proto3,enum=stratus.volume.v1.VolumeType" json:"type,omitempty"`
 	Visibility    Visibility `protobuf:"varint,8,opt,name=visibility,proto3,enum=stratus.volume.v1.Visibility" json:"visibility,omitempty"`
 	unknownFields protoimpl.UnknownFields

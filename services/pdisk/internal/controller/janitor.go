@@ -82,15 +82,15 @@ func (c *Controller) Tidy(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// Run tidies every minute and reconciles at start and then every
-// ReconcileEvery, until ctx ends. Failures are logged and retried at the
-// next turn: they must not stop the service.
+// Run tidies every minute (or every ReconcileEvery, when shorter) and
+// reconciles at start and then every ReconcileEvery, until ctx ends.
+// Failures are logged and retried at the next turn: they must not stop
+// the service.
 func (c *Controller) Run(ctx context.Context) error {
 	lastReconcile := time.Time{}
-	tick := time.NewTicker(time.Minute)
-	defer tick.Stop()
 	for {
-		if every := c.cfg.Settings().ReconcileEvery.D(); c.now().Sub(lastReconcile) >= every {
+		every := c.cfg.Settings().ReconcileEvery.D()
+		if c.now().Sub(lastReconcile) >= every {
 			if rep, err := c.Reconcile(ctx); err != nil {
 				if ctx.Err() != nil {
 					return nil
@@ -107,7 +107,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-tick.C:
+		case <-time.After(min(time.Minute, every)):
 		}
 	}
 }

@@ -34,7 +34,11 @@ func (r Report) Log(log *slog.Logger) {
 	for _, s := range r.Repairs {
 		log.Warn("reconciler repaired", "repair", s)
 	}
-	log.Info("volumes reconciled", "documents", r.Volumes, "storage", r.Stored, "repairs", len(r.Repairs))
+	level := slog.LevelDebug
+	if len(r.Repairs) > 0 {
+		level = slog.LevelInfo
+	}
+	log.Log(context.Background(), level, "volumes reconciled", "documents", r.Volumes, "storage", r.Stored, "repairs", len(r.Repairs))
 }
 
 func (r *Report) add(format string, args ...any) {
