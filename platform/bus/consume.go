@@ -51,10 +51,17 @@ type ConsumerSpec struct {
 	// the first retry waits Backoff[0], the second Backoff[1], every later
 	// one the last delay. 1s, 5s, 30s, 1m when empty.
 	Backoff []time.Duration
-	// AckWait is how long a handler may run before the command is
-	// redelivered elsewhere; it is also the deadline of the handler's
-	// context. DefaultAckWait when zero.
+	// AckWait is how long a command waits, after the process handling it
+	// stopped answering, before it is redelivered elsewhere; without MaxRun
+	// it is also the deadline of the handler's context. DefaultAckWait
+	// when zero.
 	AckWait time.Duration
+	// MaxRun, when longer than AckWait, is the deadline of the handler's
+	// context instead: while a handler runs, the bus tells JetStream every
+	// AckWait/3 that the command is still in progress, so that long work
+	// (an image download) is not redelivered while its process lives,
+	// and a crash is still noticed after AckWait.
+	MaxRun time.Duration
 	// MaxAckPending bounds the commands in progress across all replicas;
 	// DefaultMaxAckPending when zero.
 	MaxAckPending int
@@ -288,8 +295,12 @@ func (b *Bus) process(ctx context.Context, spec ConsumerSpec, msg jetstream.Msg,
 
 	// The handler's context survives the cancellation of Consume's, so
 	// that work in flight finishes during a graceful stop.
-	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), spec.AckWait)
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), max(spec.AckWait, spec.MaxRun))
 	defer cancel()
+	if spec.MaxRun > spec.AckWait {
+		stop := keepInProgress(msg, spec.AckWait/3)
+		defer stop()
+	}
 	hctx = b.extract(hctx, h)
 	hctx, span := b.tracer.Start(hctx, "process "+cmd.subject, trace.WithSpanKind(trace.SpanKindConsumer))
 	defer span.End()
@@ -353,6 +364,27 @@ func (b *Bus) process(ctx context.Context, spec ConsumerSpec, msg jetstream.Msg,
 	if terr := msg.TermWithReason(errorCode(err)); terr != nil {
 		l.Warn("cannot terminate a failed command; it will be redelivered", "error", terr)
 	}
+}
+
+// keepInProgress tells JetStream every period that msg is still being
+// handled, until stop is called.
+func keepInProgress(msg jetstream.Msg, period time.Duration) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(period)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = msg.InProgress() // a failure shows as a redelivery, which handlers tolerate
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }
 
 // call runs handler, turning a panic into an error so that the command is

@@ -490,3 +490,51 @@ func TestSendWithoutStreamIsUnavailable(t *testing.T) {
 		t.Errorf("Send without a stream: %v, want ErrUnavailable", err)
 	}
 }
+
+// TestMaxRunKeepsLongWorkInProgress: a handler that runs well past
+// AckWait is not redelivered while it runs when MaxRun allows it; without
+// MaxRun the same handler is redelivered (its context ends at AckWait).
+func TestMaxRunKeepsLongWorkInProgress(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name      string
+		maxRun    time.Duration
+		wantCalls int32
+	}{
+		{"MaxRun beyond the work", 10 * time.Second, 1},
+		{"AckWait only", 0, 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			b := e.bus("pdisk")
+			events := collect(t, b, "evt.>")
+			var calls atomic.Int32
+			run(t, func(ctx context.Context) error {
+				spec := ConsumerSpec{AckWait: 400 * time.Millisecond, MaxRun: tt.maxRun, Backoff: []time.Duration{5 * time.Millisecond}}
+				return b.Consume(ctx, spec, func(ctx context.Context, cmd *Command) (Result, error) {
+					if calls.Add(1) > 1 {
+						return Result{Message: "again"}, nil
+					}
+					select {
+					case <-time.After(1500 * time.Millisecond): // the long work
+						return Result{Message: "long work done"}, nil
+					case <-ctx.Done():
+						return Result{}, ctx.Err()
+					}
+				})
+			})
+			meta := &commonv1.Meta{}
+			if err := b.Send(context.Background(), "cmd.pdisk.volume.download", meta, &commonv1.ResourceRef{}); err != nil {
+				t.Fatal(err)
+			}
+			_, done, failed := terminal(t, events, meta.CommandId)
+			if failed != nil {
+				t.Fatalf("failed: %v", failed)
+			}
+			if got := calls.Load(); got != tt.wantCalls {
+				t.Errorf("handler called %d times (last: %q), want %d", got, done.Message, tt.wantCalls)
+			}
+		})
+	}
+}

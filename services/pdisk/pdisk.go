@@ -120,7 +120,10 @@ func (s *Service) Run(ctx context.Context) error {
 		live.Run,
 		func(ctx context.Context) error { return d.Bus.Serve(ctx, info, provider.Endpoints()...) },
 		func(ctx context.Context) error {
-			return d.Bus.Consume(ctx, bus.ConsumerSpec{Durable: Name, Subjects: provider.Subjects(), Concurrency: 64, AckWait: 2 * time.Minute}, commands)
+			return d.Bus.Consume(ctx, bus.ConsumerSpec{Durable: Name, Subjects: provider.Subjects(), Concurrency: 64,
+				// A crashed replica's commands move on after 10 s; an image
+				// download may run for half an hour.
+				AckWait: 10 * time.Second, MaxRun: 30 * time.Minute}, commands)
 		},
 		ctl.Run,
 	)
