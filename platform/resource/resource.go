@@ -52,6 +52,10 @@ type Kind struct {
 	// View adjusts a document before it is returned to who (e.g. hide a
 	// secret); nil: as stored.
 	View func(who cimi.Identity, doc map[string]any) map[string]any
+	// CheckID, when set, refuses a malformed local id (the part after
+	// "<Name>/") before any read or write, so that a bad id is a 400 that
+	// says what is wrong rather than a 404.
+	CheckID func(local string) error
 	// Refuse, when set, words the refusal of an edit ("edit"), action
 	// ("action") or delete ("delete") to who, who lacks the MODIFY right;
 	// visible says whether who may view the resource. Returning nil keeps
@@ -169,13 +173,18 @@ func ActorOf(who cimi.Identity) *commonv1.Actor {
 
 // kindOf returns the kind of an id, or a not_found error naming it.
 func (p *Provider) kindOf(id string) (*Kind, string, error) {
-	name, _, err := cimi.SplitID(id)
+	name, local, err := cimi.SplitID(id)
 	if err != nil {
 		return nil, "", notFound(id)
 	}
 	k := p.kinds[name]
 	if k == nil {
 		return nil, "", notFound(id)
+	}
+	if k.CheckID != nil {
+		if err := k.CheckID(local); err != nil {
+			return nil, "", err
+		}
 	}
 	return k, name, nil
 }

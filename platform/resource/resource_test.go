@@ -612,3 +612,32 @@ func TestRefuse(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckID: a malformed id is refused as invalid before any read or
+// write, whatever the operation.
+func TestCheckID(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(coll store.Collection) []Kind {
+		return []Kind{{
+			Name: "Note", Collection: coll,
+			CanCreate: func(who cimi.Identity) bool { return who.User != "" },
+			CheckID: func(local string) error {
+				if strings.HasPrefix(local, "bad") {
+					return errs.Errorf(errs.Invalid, "%q is not a note id.", local)
+				}
+				return nil
+			},
+		}}
+	})
+	for _, verb := range []string{subject.VerbCimiCreate, subject.VerbCimiEdit, subject.VerbCimiDelete} {
+		if o := e.do(alice, cmd{verb: verb, id: "Note/bad-1", body: `{"name": "x"}`}); o.code != errs.Invalid || !strings.Contains(o.message, "not a note id") {
+			t.Errorf("%s of a bad id: %+v", verb, o)
+		}
+	}
+	if _, _, err := e.p.Get(context.Background(), cimi.Identity{User: "alice"}, "Note/bad-2"); errs.CodeOf(err) != errs.Invalid {
+		t.Errorf("get of a bad id: %v", err)
+	}
+	if _, _, err := e.p.Get(context.Background(), cimi.Identity{User: "alice"}, "Note/good"); errs.CodeOf(err) != errs.NotFound {
+		t.Errorf("get of a good id that does not exist: %v", err)
+	}
+}

@@ -60,8 +60,14 @@ func (p *Provider) handle(ctx context.Context, cmd *bus.Command) (bus.Result, er
 	if rc.GetKind() != "" && rc.GetKind() != k.Name {
 		return bus.Result{}, errs.Errorf(errs.Invalid, "A command on %s resources cannot write a %s.", k.Name, quoteKind(rc.GetKind()))
 	}
-	if name, _, err := cimi.SplitID(rc.GetId()); err != nil || name != k.Name {
+	name, local, err := cimi.SplitID(rc.GetId())
+	if err != nil || name != k.Name {
 		return bus.Result{}, errs.Errorf(errs.Invalid, "%s is not the id of a %s: ids look like %s/<identifier>.", quoteKind(rc.GetId()), k.Name, k.Name)
+	}
+	if k.CheckID != nil {
+		if err := k.CheckID(local); err != nil {
+			return bus.Result{}, err
+		}
 	}
 	w := &write{p: p, k: k, cmd: cmd, rc: &rc, id: rc.GetId(), who: commandIdentity(cmd.Actor())}
 	switch c.Verb {

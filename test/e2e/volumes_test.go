@@ -168,10 +168,19 @@ func TestVolumes(t *testing.T) {
 			t.Errorf("create %.80v: %v, want a 400 with a message", body, err)
 		}
 	}
-	for _, id := range []string{"Volume/not-a-uuid", "Volume/../../etc", "Volume/0F8E8A4C-1D2B-4C3D-9E8F-0A1B2C3D4E5F"} {
-		if _, err := asAlice.Delete(ctx, id); err == nil {
-			t.Errorf("delete %s succeeded", id)
+	for _, id := range []string{"Volume/not-a-uuid", "Volume/0F8E8A4C-1D2B-4C3D-9E8F-0A1B2C3D4E5F", "Volume/0f8e8a4c-1d2b-4c3d-9e8f"} {
+		_, err := asAlice.Delete(ctx, id)
+		var e *sdk.Error
+		if !errors.As(err, &e) || e.Status != http.StatusBadRequest || !strings.Contains(e.Message, "uuid") {
+			t.Errorf("delete %s: %v, want a 400 about the uuid", id, err)
 		}
+		err = asAlice.Get(ctx, id, new(map[string]any))
+		if !errors.As(err, &e) || e.Status != http.StatusBadRequest {
+			t.Errorf("get %s: %v, want a 400", id, err)
+		}
+	}
+	if out := alice.run(2, "stratus-delete-volume", "not-a-uuid"); !strings.Contains(out, "uuid") {
+		t.Errorf("stratus-delete-volume of a bad uuid:\n%s", out)
 	}
 	if got := countVolumes(ctx, t, asAlice); got != before {
 		t.Errorf("bad input changed the volumes: %d, then %d", before, got)

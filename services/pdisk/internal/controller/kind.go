@@ -32,6 +32,10 @@ func (c *Controller) Kind() resource.Kind {
 		vis, _ := doc["visibility"].(string)
 		return volume.ACLFor(who.User, vis)
 	}
+	volumes.CheckID = func(local string) error {
+		_, err := volume.UUIDOf(local)
+		return err
+	}
 	volumes.View = view
 	volumes.Refuse = refuse
 	return volumes
