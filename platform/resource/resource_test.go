@@ -581,7 +581,9 @@ func TestRefuse(t *testing.T) {
 				return errs.Errorf(errs.Forbidden, "Not enough rights to %s note (visible %v).", op, visible)
 			},
 			Actions: map[string]func(context.Context, cimi.Identity, map[string]any, map[string]any) (map[string]any, error){
-				"touch": func(_ context.Context, _ cimi.Identity, current, _ map[string]any) (map[string]any, error) { return current, nil },
+				"touch": func(_ context.Context, _ cimi.Identity, current, _ map[string]any) (map[string]any, error) {
+					return current, nil
+				},
 			},
 		}}
 	})
