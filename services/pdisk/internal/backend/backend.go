@@ -137,6 +137,59 @@ func CheckSize(sizeGiB int64) error {
 	return nil
 }
 
+// CheckSnapshot returns an errs.Invalid error when id or origin is not a
+// valid id or when they are the same, or nil.
+func CheckSnapshot(id, origin string) error {
+	if err := CheckID(id); err != nil {
+		return err
+	}
+	if err := CheckID(origin); err != nil {
+		return err
+	}
+	if id == origin {
+		return errs.New(errs.Invalid, "a volume cannot be a snapshot of itself")
+	}
+	return nil
+}
+
+// GrowTo returns the size in bytes that volume id, now of size bytes, is to
+// have after a Grow to sizeGiB GiB, which may be size itself; a smaller
+// size is refused with errs.Invalid because it would destroy guest data.
+func GrowTo(id string, size, sizeGiB int64) (int64, error) {
+	want := sizeGiB * GiB
+	if want < size {
+		return 0, errs.Errorf(errs.Invalid, "volume %s is %d bytes; it can grow but not shrink to %d GiB", id, size, sizeGiB)
+	}
+	return want, nil
+}
+
+// NotFound returns the errs.NotFound error for volume id, which the
+// backend does not hold.
+func NotFound(id string) error {
+	return errs.Errorf(errs.NotFound, "volume %s does not exist on this storage backend", id)
+}
+
+// Exists returns the errs.Conflict error for making volume id, which the
+// backend already holds.
+func Exists(id string) error {
+	return errs.Errorf(errs.Conflict, "volume %s already exists on this storage backend", id)
+}
+
+// Absent turns the outcome of looking volume id up before making it (nil
+// when it was found) into the answer a maker needs: nil when the lookup
+// found nothing (errs.NotFound), Exists when it found the volume, and the
+// lookup's own error otherwise.
+func Absent(id string, lookup error) error {
+	switch {
+	case lookup == nil:
+		return Exists(id)
+	case errs.CodeOf(lookup) == errs.NotFound:
+		return nil
+	default:
+		return lookup
+	}
+}
+
 // truncate keeps error messages short when an id is garbage.
 func truncate(s string) string {
 	if len(s) > 64 {

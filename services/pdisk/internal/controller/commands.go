@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"stratuslab.dev/platform/bus"
@@ -38,57 +39,58 @@ func (c *Controller) Handle(ctx context.Context, cmd *bus.Command) (bus.Result, 
 }
 
 func (c *Controller) handle(ctx context.Context, cmd *bus.Command) (bus.Result, error) {
-	switch cmd.Subject() {
-	case subject.CmdVolumeCreate:
-		var m volumev1.CreateVolume
-		if err := cmd.Decode(&m); err != nil {
-			return bus.Result{}, err
-		}
-		return c.createTyped(ctx, cmd, &m)
-	case subject.CmdVolumeUpdate:
-		var m volumev1.UpdateVolume
-		if err := cmd.Decode(&m); err != nil {
-			return bus.Result{}, err
-		}
-		return c.updateTyped(ctx, cmd, &m)
-	case subject.CmdVolumeDelete:
-		var m volumev1.DeleteVolume
-		if err := cmd.Decode(&m); err != nil {
-			return bus.Result{}, err
-		}
-		return c.deleteTyped(ctx, cmd, m.GetUuid())
-	case subject.CmdVolumeAttach:
-		var m volumev1.AttachVolume
-		if err := cmd.Decode(&m); err != nil {
-			return bus.Result{}, err
-		}
-		return c.attach(ctx, cmd, m.GetUuid(), m.GetMachineUuid(), m.GetDevice(), m.GetHotPlugged())
-	case subject.CmdVolumeDetach:
-		var m volumev1.DetachVolume
-		if err := cmd.Decode(&m); err != nil {
-			return bus.Result{}, err
-		}
-		return c.detach(ctx, cmd, m.GetUuid(), m.GetMachineUuid(), m.GetHotUnplug(), false)
-	case subject.CmdVolumeRelease:
-		var m volumev1.ReleaseVolume
-		if err := cmd.Decode(&m); err != nil {
-			return bus.Result{}, err
-		}
-		return c.detach(ctx, cmd, m.GetUuid(), m.GetMachineUuid(), false, true)
-	case subject.CmdVolumeGetImage:
-		var m volumev1.GetImageVolume
-		if err := cmd.Decode(&m); err != nil {
-			return bus.Result{}, err
-		}
-		return c.getImage(ctx, cmd, &m)
-	case subject.CmdVolumeCapture:
-		var m volumev1.CaptureVolume
-		if err := cmd.Decode(&m); err != nil {
-			return bus.Result{}, err
-		}
-		return c.capture(ctx, cmd, &m)
+	m := payload(cmd.Subject())
+	if m == nil {
+		return bus.Result{}, errs.Errorf(errs.Invalid, "pdisk has no command %q.", short(cmd.Subject()))
 	}
-	return bus.Result{}, errs.Errorf(errs.Invalid, "pdisk has no command %q.", short(cmd.Subject()))
+	if err := cmd.Decode(m); err != nil {
+		return bus.Result{}, err
+	}
+	switch m := m.(type) {
+	case *volumev1.CreateVolume:
+		return c.createTyped(ctx, cmd, m)
+	case *volumev1.UpdateVolume:
+		return c.updateTyped(ctx, cmd, m)
+	case *volumev1.DeleteVolume:
+		return c.deleteTyped(ctx, cmd, m.GetUuid())
+	case *volumev1.AttachVolume:
+		return c.attach(ctx, cmd, m.GetUuid(), m.GetMachineUuid(), m.GetDevice(), m.GetHotPlugged())
+	case *volumev1.DetachVolume:
+		return c.detach(ctx, cmd, m.GetUuid(), m.GetMachineUuid(), m.GetHotUnplug(), false)
+	case *volumev1.ReleaseVolume:
+		return c.detach(ctx, cmd, m.GetUuid(), m.GetMachineUuid(), false, true)
+	case *volumev1.GetImageVolume:
+		return c.getImage(ctx, cmd, m)
+	case *volumev1.CaptureVolume:
+		return c.capture(ctx, cmd, m)
+	}
+	// payload knows a type that the switch does not: a defect, not worth
+	// a retry.
+	return bus.Result{}, bus.Permanent(errs.Errorf(errs.Internal, "pdisk reads command %q but has no handler for it.", short(cmd.Subject())))
+}
+
+// payload returns an empty message of the type a command subject carries,
+// or nil for a subject that is not a pdisk command.
+func payload(subj string) proto.Message {
+	switch subj {
+	case subject.CmdVolumeCreate:
+		return &volumev1.CreateVolume{}
+	case subject.CmdVolumeUpdate:
+		return &volumev1.UpdateVolume{}
+	case subject.CmdVolumeDelete:
+		return &volumev1.DeleteVolume{}
+	case subject.CmdVolumeAttach:
+		return &volumev1.AttachVolume{}
+	case subject.CmdVolumeDetach:
+		return &volumev1.DetachVolume{}
+	case subject.CmdVolumeRelease:
+		return &volumev1.ReleaseVolume{}
+	case subject.CmdVolumeGetImage:
+		return &volumev1.GetImageVolume{}
+	case subject.CmdVolumeCapture:
+		return &volumev1.CaptureVolume{}
+	}
+	return nil
 }
 
 // ownerFor is the owner of a volume a command makes: an administrator or

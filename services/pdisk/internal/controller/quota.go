@@ -96,15 +96,7 @@ func ledgerID(user string) string { return UsageKind + "/" + user }
 // with errs.Conflict... (quota exceeded is a client error: 409, with what
 // is used and what the limit is).
 func (q *quotas) Reserve(ctx context.Context, user, uuid string, sizeGiB int64, limit settings.Quota) error {
-	if user == "" {
-		return nil
-	}
-	unlock := q.lock(user)
-	defer unlock()
-	if unlimited(limit) {
-		return q.drop(ctx, user)
-	}
-	return q.update(ctx, user, true, func(l *ledger) error {
+	return q.limited(ctx, user, limit, func(l *ledger) error {
 		if _, ok := l.Volumes[uuid]; ok {
 			return nil
 		}
@@ -125,15 +117,7 @@ func (q *quotas) Reserve(ctx context.Context, user, uuid string, sizeGiB int64, 
 
 // Resize changes the size counted for a volume already reserved.
 func (q *quotas) Resize(ctx context.Context, user, uuid string, sizeGiB int64, limit settings.Quota) error {
-	if user == "" {
-		return nil
-	}
-	unlock := q.lock(user)
-	defer unlock()
-	if unlimited(limit) {
-		return q.drop(ctx, user)
-	}
-	return q.update(ctx, user, true, func(l *ledger) error {
+	return q.limited(ctx, user, limit, func(l *ledger) error {
 		var total int64
 		for id, s := range l.Volumes {
 			if id != uuid {
@@ -146,6 +130,20 @@ func (q *quotas) Resize(ctx context.Context, user, uuid string, sizeGiB int64, l
 		l.Volumes[uuid] = sizeGiB
 		return nil
 	})
+}
+
+// limited changes user's ledger with f when limit sets a limit, and drops
+// the ledger when it sets none. Volumes without an owner count for nobody.
+func (q *quotas) limited(ctx context.Context, user string, limit settings.Quota, f func(*ledger) error) error {
+	if user == "" {
+		return nil
+	}
+	unlock := q.lock(user)
+	defer unlock()
+	if unlimited(limit) {
+		return q.drop(ctx, user)
+	}
+	return q.update(ctx, user, true, f)
 }
 
 // Release stops counting volume uuid against user.

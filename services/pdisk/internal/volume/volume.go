@@ -14,6 +14,7 @@ import (
 
 	"stratuslab.dev/platform/cimi"
 	"stratuslab.dev/platform/errs"
+	"stratuslab.dev/services/pdisk/internal/backend"
 )
 
 // Kind is the CIMI kind and the name of the store collection.
@@ -176,26 +177,8 @@ func UUIDOf(id string) (string, error) {
 }
 
 // ValidUUID reports whether s is a uuid in canonical lowercase form, the
-// only form backends accept as a name.
-func ValidUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-				return false
-			}
-		}
-	}
-	return true
-}
+// only form backends accept as a name (backend.ValidID).
+func ValidUUID(s string) bool { return backend.ValidID(s) }
 
 // originSpace is the namespace of origin uuids: an origin's uuid is derived
 // from its image id, so that every replica asking for an image names the

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -85,6 +86,25 @@ func row(name, size string) lvRow {
 	return lvRow{name: name, size: size, time: "2026-11-21 09:15:02 +0000", active: "active"}
 }
 
+// fillSteps are the commands that make the temporary of id, write the
+// image src of format onto it, tag it and rename it to id.
+func fillSteps(format, src string) []step {
+	return []step{
+		{Cmd: "lvcreate --type thin --virtualsize 4194304b --thinpool pdisk --name " + tmp + " vg0"},
+		{Cmd: "qemu-img convert -q -n --target-is-zero -t none -f " + format + " -O raw " + src + " /dev/vg0/" + tmp},
+		{Cmd: "lvchange --addtag pdisk_created_N vg0/" + tmp},
+		{Cmd: "lvrename vg0 " + tmp + " " + id},
+	}
+}
+
+// getSteps are the commands of a Get of the volume r describes, with dm as
+// dmsetup's answer.
+func getSteps(r lvRow, dm string) []step {
+	return []step{{Cmd: findCmd(r.name), Out: report(r)}, {Cmd: dmsetupCmd, Out: dm}}
+}
+
+func steps(groups ...[]step) []step { return slices.Concat(groups...) }
+
 var (
 	made     = time.Date(2026, 11, 21, 9, 15, 3, 0, time.UTC) // lv_time plus a second
 	thinStat = "vg0-" + strings.ReplaceAll(id, "-", "--") + ": 0 8192 thin 4352 8191\n" +
@@ -111,12 +131,10 @@ func TestCommandLines(t *testing.T) {
 	}{
 		{
 			name: "Create",
-			steps: []step{
+			steps: steps([]step{
 				{Cmd: findCmd(id), Out: noLVs},
 				{Cmd: "lvcreate --type thin --virtualsize 3221225472b --thinpool pdisk --name " + id + " vg0"},
-				{Cmd: findCmd(id), Out: report(row(id, "3221225472"))},
-				{Cmd: dmsetupCmd, Out: "No devices found\n"},
-			},
+			}, getSteps(row(id, "3221225472"), "No devices found\n")),
 			call: func(ctx context.Context, b *Backend) (any, error) { return b.Create(ctx, id, 3) },
 			want: backend.Volume{ID: id, Size: 3 << 30, Created: made},
 		},
@@ -156,13 +174,11 @@ func TestCommandLines(t *testing.T) {
 		},
 		{
 			name: "Snapshot",
-			steps: []step{
+			steps: steps([]step{
 				{Cmd: findCmd(origin), Out: report(row(origin, "4194304"))},
 				{Cmd: findCmd(id), Out: noLVs},
 				{Cmd: "lvcreate --snapshot --setactivationskip n --name " + id + " vg0/" + origin},
-				{Cmd: findCmd(id), Out: report(snapRow)},
-				{Cmd: dmsetupCmd, Out: thinStat},
-			},
+			}, getSteps(snapRow, thinStat)),
 			call: func(ctx context.Context, b *Backend) (any, error) { return b.Snapshot(ctx, id, origin) },
 			want: backend.Volume{ID: id, Size: 4 << 20, Allocated: 256 * 512, Origin: origin, Created: made},
 		},
@@ -186,16 +202,10 @@ func TestCommandLines(t *testing.T) {
 		},
 		{
 			name: "Import",
-			steps: []step{
+			steps: steps([]step{
 				{Cmd: findCmd(id), Out: noLVs},
 				{Cmd: "qemu-img info --output=json " + src, Out: qcowInfo},
-				{Cmd: "lvcreate --type thin --virtualsize 4194304b --thinpool pdisk --name " + tmp + " vg0"},
-				{Cmd: "qemu-img convert -q -n --target-is-zero -t none -f qcow2 -O raw " + src + " /dev/vg0/" + tmp},
-				{Cmd: "lvchange --addtag pdisk_created_N vg0/" + tmp},
-				{Cmd: "lvrename vg0 " + tmp + " " + id},
-				{Cmd: findCmd(id), Out: report(row(id, "4194304"))},
-				{Cmd: dmsetupCmd, Out: thinStat},
-			},
+			}, fillSteps("qcow2", src), getSteps(row(id, "4194304"), thinStat)),
 			call: func(ctx context.Context, b *Backend) (any, error) { return b.Import(ctx, id, src) },
 			want: fresh,
 		},
@@ -238,39 +248,26 @@ func TestCommandLines(t *testing.T) {
 		},
 		{
 			name: "Capture",
-			steps: []step{
+			steps: steps([]step{
 				{Cmd: findCmd(origin), Out: report(row(origin, "4194304"))},
 				{Cmd: findCmd(id), Out: noLVs},
-				{Cmd: "lvcreate --type thin --virtualsize 4194304b --thinpool pdisk --name " + tmp + " vg0"},
-				{Cmd: "qemu-img convert -q -n --target-is-zero -t none -f raw -O raw /dev/vg0/" + origin + " /dev/vg0/" + tmp},
-				{Cmd: "lvchange --addtag pdisk_created_N vg0/" + tmp},
-				{Cmd: "lvrename vg0 " + tmp + " " + id},
-				{Cmd: findCmd(id), Out: report(row(id, "4194304"))},
-				{Cmd: dmsetupCmd, Out: thinStat},
-			},
+			}, fillSteps("raw", "/dev/vg0/"+origin), getSteps(row(id, "4194304"), thinStat)),
 			call: func(ctx context.Context, b *Backend) (any, error) { return b.Capture(ctx, id, origin) },
 			want: fresh,
 		},
 		{
 			name: "Grow",
-			steps: []step{
-				{Cmd: findCmd(id), Out: report(row(id, "1073741824"))},
-				{Cmd: dmsetupCmd},
-				{Cmd: "lvextend --size 3221225472b vg0/" + id},
-				{Cmd: findCmd(id), Out: report(row(id, "3221225472"))},
-				{Cmd: dmsetupCmd},
-			},
+			steps: steps(getSteps(row(id, "1073741824"), ""),
+				[]step{{Cmd: "lvextend --size 3221225472b vg0/" + id}},
+				getSteps(row(id, "3221225472"), "")),
 			call: func(ctx context.Context, b *Backend) (any, error) { return b.Grow(ctx, id, 3) },
 			want: backend.Volume{ID: id, Size: 3 << 30, Created: made},
 		},
 		{
-			name: "Grow to a smaller size",
-			steps: []step{
-				{Cmd: findCmd(id), Out: report(row(id, "3221225472"))},
-				{Cmd: dmsetupCmd},
-			},
-			call: func(ctx context.Context, b *Backend) (any, error) { return b.Grow(ctx, id, 2) },
-			code: errs.Invalid,
+			name:  "Grow to a smaller size",
+			steps: getSteps(row(id, "3221225472"), ""),
+			call:  func(ctx context.Context, b *Backend) (any, error) { return b.Grow(ctx, id, 2) },
+			code:  errs.Invalid,
 		},
 		{
 			name: "Delete",
@@ -350,14 +347,8 @@ func TestCommandLines(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			b := scripted(t, tc.steps...)
-			got, err := tc.call(t.Context(), b)
-			if code := errs.CodeOf(err); code != tc.code {
-				t.Fatalf("error %v (code %q), want code %q", err, code, tc.code)
-			}
-			if err == nil && tc.want != nil && !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("got %+v\nwant %+v", got, tc.want)
-			}
+			got, err := tc.call(t.Context(), scripted(t, tc.steps...))
+			tooltest.Check(t, got, err, tc.want, tc.code)
 		})
 	}
 }

@@ -35,10 +35,6 @@ type Backend struct {
 
 var _ backend.Backend = (*Backend)(nil)
 
-// cleanupTimeout bounds the removal of a temporary volume after a failure,
-// which runs even when the failure was the caller's context ending.
-const cleanupTimeout = 2 * time.Minute
-
 // New returns a backend for the thin pool cfg.ThinPool in cfg.VG. It runs
 // nothing; Check tells whether the pool is there.
 func New(cfg Config) (*Backend, error) {
@@ -57,17 +53,7 @@ func New(cfg Config) (*Backend, error) {
 
 // validName accepts the names lvm2 accepts for volume groups and logical
 // volumes, which are also safe inside an lvs selection and a device path.
-func validName(s string) bool {
-	if s == "" || len(s) > 127 || s[0] == '-' || s == "." || s == ".." {
-		return false
-	}
-	for _, c := range s {
-		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && !strings.ContainsRune("+_.-", c) {
-			return false
-		}
-	}
-	return true
-}
+func validName(s string) bool { return tool.ValidName(s, 127, "+_.-") }
 
 // Name returns "lvm".
 func (b *Backend) Name() string { return "lvm" }
@@ -113,14 +99,8 @@ func (b *Backend) Create(ctx context.Context, id string, sizeGiB int64) (backend
 // activation-skip flag by default; it is cleared so that the volume comes up
 // with its volume group like any other.
 func (b *Backend) Snapshot(ctx context.Context, id, origin string) (backend.Volume, error) {
-	if err := backend.CheckID(id); err != nil {
+	if err := backend.CheckSnapshot(id, origin); err != nil {
 		return backend.Volume{}, err
-	}
-	if err := backend.CheckID(origin); err != nil {
-		return backend.Volume{}, err
-	}
-	if id == origin {
-		return backend.Volume{}, errs.New(errs.Invalid, "a volume cannot be a snapshot of itself")
 	}
 	if _, err := b.find(ctx, origin); err != nil {
 		return backend.Volume{}, err
@@ -185,11 +165,11 @@ func (b *Backend) Grow(ctx context.Context, id string, sizeGiB int64) (backend.V
 	if err != nil {
 		return backend.Volume{}, err
 	}
-	want := sizeGiB * backend.GiB
-	switch {
-	case want < v.Size:
-		return backend.Volume{}, errs.Errorf(errs.Invalid, "volume %s is %d bytes; it can grow but not shrink to %d GiB", id, v.Size, sizeGiB)
-	case want == v.Size:
+	want, err := backend.GrowTo(id, v.Size, sizeGiB)
+	if err != nil {
+		return backend.Volume{}, err
+	}
+	if want == v.Size {
 		return v, nil
 	}
 	if _, err := b.run.Run(ctx, "lvextend", "--size", sizeArg(want), b.vg+"/"+id); err != nil {
@@ -253,7 +233,7 @@ func (b *Backend) Delete(ctx context.Context, id string) error {
 // restore gives a volume that Delete renamed to tmp its name id back, and
 // returns why Delete stopped.
 func (b *Backend) restore(ctx context.Context, tmp, id string, why error) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	ctx, cancel := tool.CleanupContext(ctx)
 	defer cancel()
 	if _, err := b.run.Run(ctx, "lvrename", b.vg, tmp, id); err != nil {
 		return errs.Wrap(errs.Internal, fmt.Errorf("%w; then renaming %s back to %s: %w", why, tmp, id, err),
@@ -383,7 +363,7 @@ func (b *Backend) fill(ctx context.Context, id string, size int64, format, src s
 // discard removes a temporary volume after a failure, even when ctx has
 // ended; if that fails too, RemoveTemp finds it later.
 func (b *Backend) discard(ctx context.Context, name string) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	ctx, cancel := tool.CleanupContext(ctx)
 	defer cancel()
 	_, _ = b.run.Run(ctx, "lvremove", "--force", b.vg+"/"+name)
 }
@@ -419,21 +399,14 @@ func (b *Backend) find(ctx context.Context, name string) (lv, error) {
 		return lv{}, err
 	}
 	if len(lvs) == 0 {
-		return lv{}, errs.Errorf(errs.NotFound, "volume %s does not exist on this storage backend", name)
+		return lv{}, backend.NotFound(name)
 	}
 	return lvs[0], nil
 }
 
 func (b *Backend) mustNotExist(ctx context.Context, id string) error {
 	_, err := b.find(ctx, id)
-	switch errs.CodeOf(err) {
-	case "":
-		return exists(id)
-	case errs.NotFound:
-		return nil
-	default:
-		return err
-	}
+	return backend.Absent(id, err)
 }
 
 // createFailed explains a failed lvcreate or lvrename of id. lvm2 says
@@ -444,7 +417,7 @@ func (b *Backend) createFailed(ctx context.Context, id string, err error) error 
 		return ctx.Err()
 	}
 	if _, ferr := b.find(ctx, id); ferr == nil {
-		return exists(id)
+		return backend.Exists(id)
 	}
 	return b.failed(ctx, err)
 }
@@ -486,8 +459,4 @@ func (b *Backend) failed(ctx context.Context, err error) error {
 		return ctx.Err()
 	}
 	return errs.Wrap(errs.Internal, err, "the lvm storage backend failed")
-}
-
-func exists(id string) error {
-	return errs.Errorf(errs.Conflict, "volume %s already exists on this storage backend", id)
 }

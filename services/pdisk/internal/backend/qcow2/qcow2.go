@@ -84,14 +84,8 @@ func (b *Backend) Create(ctx context.Context, id string, sizeGiB int64) (backend
 // so that the directory can be moved as a whole; QEMU resolves such a name
 // against the overlay's own directory.
 func (b *Backend) Snapshot(ctx context.Context, id, origin string) (backend.Volume, error) {
-	if err := backend.CheckID(id); err != nil {
+	if err := backend.CheckSnapshot(id, origin); err != nil {
 		return backend.Volume{}, err
-	}
-	if err := backend.CheckID(origin); err != nil {
-		return backend.Volume{}, err
-	}
-	if id == origin {
-		return backend.Volume{}, errs.New(errs.Invalid, "a volume cannot be a snapshot of itself")
 	}
 	// Checked before locking too, so that no lock file is made for an
 	// origin that never existed.
@@ -116,7 +110,7 @@ func (b *Backend) Snapshot(ctx context.Context, id, origin string) (backend.Volu
 func (b *Backend) snapshot(ctx context.Context, id, origin string) (backend.Volume, error) {
 	f, err := os.Open(b.path(origin))
 	if errors.Is(err, fs.ErrNotExist) {
-		return backend.Volume{}, notFound(origin)
+		return backend.Volume{}, backend.NotFound(origin)
 	}
 	if err != nil {
 		return backend.Volume{}, errs.Wrap(errs.Internal, err, "the storage backend could not read the volume")
@@ -170,11 +164,11 @@ func (b *Backend) Grow(ctx context.Context, id string, sizeGiB int64) (backend.V
 	if err != nil {
 		return backend.Volume{}, err
 	}
-	want := sizeGiB * backend.GiB
-	switch {
-	case want < v.Size:
-		return backend.Volume{}, errs.Errorf(errs.Invalid, "volume %s is %d bytes; it can grow but not shrink to %d GiB", id, v.Size, sizeGiB)
-	case want == v.Size:
+	want, err := backend.GrowTo(id, v.Size, sizeGiB)
+	if err != nil {
+		return backend.Volume{}, err
+	}
+	if want == v.Size {
 		return v, nil
 	}
 	if err := b.run(ctx, "resize", "-q", "-f", "qcow2", b.path(id), strconv.FormatInt(want, 10)); err != nil {
@@ -221,7 +215,7 @@ func (b *Backend) Get(_ context.Context, id string) (backend.Volume, error) {
 	}
 	v, err := readVolume(b.path(id), id)
 	if errors.Is(err, fs.ErrNotExist) {
-		return backend.Volume{}, notFound(id)
+		return backend.Volume{}, backend.NotFound(id)
 	}
 	return v, err
 }
@@ -307,7 +301,7 @@ func (b *Backend) tempName(id string) string {
 func (b *Backend) publish(id, tmp string) error {
 	if err := os.Link(tmp, b.path(id)); err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			return exists(id)
+			return backend.Exists(id)
 		}
 		return errs.Wrap(errs.Internal, err, "the storage backend could not publish the volume")
 	}
@@ -435,7 +429,7 @@ func (b *Backend) output(ctx context.Context, args ...string) ([]byte, error) {
 func (b *Backend) mustExist(id string) error {
 	if _, err := os.Stat(b.path(id)); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return notFound(id)
+			return backend.NotFound(id)
 		}
 		return errs.Wrap(errs.Internal, err, "the storage backend could not read the volume")
 	}
@@ -446,7 +440,7 @@ func (b *Backend) mustNotExist(id string) error {
 	_, err := os.Stat(b.path(id))
 	switch {
 	case err == nil:
-		return exists(id)
+		return backend.Exists(id)
 	case errors.Is(err, fs.ErrNotExist):
 		return nil
 	default:
@@ -505,12 +499,4 @@ func describe(f *os.File, name, id string) (backend.Volume, error) {
 	}
 	v.Created = time.Unix(t.Sec, int64(t.Nsec))
 	return v, nil
-}
-
-func notFound(id string) error {
-	return errs.Errorf(errs.NotFound, "volume %s does not exist on this storage backend", id)
-}
-
-func exists(id string) error {
-	return errs.Errorf(errs.Conflict, "volume %s already exists on this storage backend", id)
 }

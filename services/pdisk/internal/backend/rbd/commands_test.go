@@ -97,6 +97,31 @@ func getSteps(name, info string, used int64) []step {
 	}
 }
 
+// cloneSteps are the commands that check origin and id and clone a new
+// protected snapshot of origin as the temporary of id.
+func cloneSteps() []step {
+	snapshot := "volumes/" + origin + "@" + tmp
+	return []step{
+		{Cmd: "rbd info --format json volumes/" + origin, Out: infoJSON(origin, 4<<20)},
+		{Cmd: "rbd info --format json volumes/" + id, Err: noSuchImage},
+		{Cmd: "rbd snap create --no-progress " + snapshot},
+		{Cmd: "rbd snap protect " + snapshot},
+		{Cmd: "rbd clone " + snapshot + " volumes/" + tmp},
+	}
+}
+
+// deleteSteps are the first commands of a Delete of name, which rbd info
+// describes as info: the rename to its temporary, whose clones rbd children
+// lists as children.
+func deleteSteps(name, info, children string) []step {
+	held := "volumes/pdisk-tmp-T-" + name
+	return []step{
+		{Cmd: "rbd info --format json volumes/" + name, Out: info},
+		{Cmd: "rbd rename volumes/" + name + " " + held},
+		{Cmd: "rbd children --format json " + held, Out: children},
+	}
+}
+
 func steps(groups ...[]step) []step { return slices.Concat(groups...) }
 
 func TestCommandLines(t *testing.T) {
@@ -172,12 +197,7 @@ func TestCommandLines(t *testing.T) {
 		},
 		{
 			name: "Snapshot",
-			steps: steps([]step{
-				{Cmd: "rbd info --format json volumes/" + origin, Out: infoJSON(origin, 4<<20)},
-				{Cmd: "rbd info --format json volumes/" + id, Err: noSuchImage},
-				{Cmd: "rbd snap create --no-progress " + snapshot},
-				{Cmd: "rbd snap protect " + snapshot},
-				{Cmd: "rbd clone " + snapshot + " volumes/" + tmp},
+			steps: steps(cloneSteps(), []step{
 				{Cmd: "rbd image-meta set volumes/" + tmp + " pdisk.created TIME"},
 				{Cmd: "rbd rename volumes/" + tmp + " volumes/" + id},
 			}, getSteps(id, cloneInfo, 0)),
@@ -242,12 +262,7 @@ func TestCommandLines(t *testing.T) {
 		},
 		{
 			name: "Capture",
-			steps: steps([]step{
-				{Cmd: "rbd info --format json volumes/" + origin, Out: infoJSON(origin, 4<<20)},
-				{Cmd: "rbd info --format json volumes/" + id, Err: noSuchImage},
-				{Cmd: "rbd snap create --no-progress " + snapshot},
-				{Cmd: "rbd snap protect " + snapshot},
-				{Cmd: "rbd clone " + snapshot + " volumes/" + tmp},
+			steps: steps(cloneSteps(), []step{
 				{Cmd: "rbd flatten --no-progress volumes/" + tmp},
 				{Cmd: "rbd snap unprotect " + snapshot},
 				{Cmd: "rbd snap rm --no-progress " + snapshot},
@@ -259,17 +274,12 @@ func TestCommandLines(t *testing.T) {
 		},
 		{
 			name: "Capture failing to flatten removes the clone, then the snapshot",
-			steps: []step{
-				{Cmd: "rbd info --format json volumes/" + origin, Out: infoJSON(origin, 4<<20)},
-				{Cmd: "rbd info --format json volumes/" + id, Err: noSuchImage},
-				{Cmd: "rbd snap create --no-progress " + snapshot},
-				{Cmd: "rbd snap protect " + snapshot},
-				{Cmd: "rbd clone " + snapshot + " volumes/" + tmp},
+			steps: steps(cloneSteps(), []step{
 				{Cmd: "rbd flatten --no-progress volumes/" + tmp, Err: status(28, "rbd: flatten error: (28) No space left on device")},
 				{Cmd: "rbd rm --no-progress volumes/" + tmp},
 				{Cmd: "rbd snap unprotect " + snapshot},
 				{Cmd: "rbd snap rm --no-progress " + snapshot},
-			},
+			}),
 			call: func(ctx context.Context, b *Backend) (any, error) { return b.Capture(ctx, id, origin) },
 			code: errs.Internal,
 		},
@@ -290,65 +300,50 @@ func TestCommandLines(t *testing.T) {
 		},
 		{
 			name: "Delete of a clone removes the snapshot it came from",
-			steps: []step{
-				{Cmd: "rbd info --format json volumes/" + id, Out: cloneInfo},
-				{Cmd: "rbd rename volumes/" + id + " volumes/" + tmp},
-				{Cmd: "rbd children --format json volumes/" + tmp, Out: "[]"},
+			steps: steps(deleteSteps(id, cloneInfo, "[]"), []step{
 				{Cmd: "rbd snap ls --format json volumes/" + tmp, Out: "[]"},
 				{Cmd: "rbd rm --no-progress volumes/" + tmp},
 				{Cmd: "rbd snap unprotect " + snapshot},
 				{Cmd: "rbd snap rm --no-progress " + snapshot},
-			},
+			}),
 			call: func(ctx context.Context, b *Backend) (any, error) { return nil, b.Delete(ctx, id) },
 		},
 		{
 			name: "Delete of an origin with clones gives its name back",
-			steps: []step{
-				{Cmd: "rbd info --format json volumes/" + origin, Out: infoJSON(origin, 4<<20)},
-				{Cmd: "rbd rename volumes/" + origin + " volumes/pdisk-tmp-T-" + origin},
-				{Cmd: "rbd children --format json volumes/pdisk-tmp-T-" + origin, Out: testdata(t, "children.json")},
+			steps: steps(deleteSteps(origin, infoJSON(origin, 4<<20), testdata(t, "children.json")), []step{
 				{Cmd: "rbd rename volumes/pdisk-tmp-T-" + origin + " volumes/" + origin},
-			},
+			}),
 			call: func(ctx context.Context, b *Backend) (any, error) { return nil, b.Delete(ctx, origin) },
 			code: errs.Conflict,
 		},
 		{
 			name: "Delete of an origin whose clones are gone drops its snapshots",
-			steps: []step{
-				{Cmd: "rbd info --format json volumes/" + origin, Out: infoJSON(origin, 4<<20)},
-				{Cmd: "rbd rename volumes/" + origin + " volumes/pdisk-tmp-T-" + origin},
-				{Cmd: "rbd children --format json volumes/pdisk-tmp-T-" + origin, Out: "[]"},
+			steps: steps(deleteSteps(origin, infoJSON(origin, 4<<20), "[]"), []step{
 				{Cmd: "rbd snap ls --format json volumes/pdisk-tmp-T-" + origin, Out: testdata(t, "snap-ls.json")},
 				{Cmd: "rbd snap unprotect volumes/pdisk-tmp-T-" + origin + "@pdisk-tmp-T-2e4f6a8b-1c3d-4e5f-8a9b-0c1d2e3f4a5b"},
 				{Cmd: "rbd snap purge --no-progress volumes/pdisk-tmp-T-" + origin},
 				{Cmd: "rbd rm --no-progress volumes/pdisk-tmp-T-" + origin},
-			},
+			}),
 			call: func(ctx context.Context, b *Backend) (any, error) { return nil, b.Delete(ctx, origin) },
 		},
 		{
 			name: "Delete of an origin that got a clone after rbd children",
-			steps: []step{
-				{Cmd: "rbd info --format json volumes/" + origin, Out: infoJSON(origin, 4<<20)},
-				{Cmd: "rbd rename volumes/" + origin + " volumes/pdisk-tmp-T-" + origin},
-				{Cmd: "rbd children --format json volumes/pdisk-tmp-T-" + origin, Out: "[]"},
+			steps: steps(deleteSteps(origin, infoJSON(origin, 4<<20), "[]"), []step{
 				{Cmd: "rbd snap ls --format json volumes/pdisk-tmp-T-" + origin, Out: testdata(t, "snap-ls.json")},
 				{Cmd: "rbd snap unprotect volumes/pdisk-tmp-T-" + origin + "@pdisk-tmp-T-2e4f6a8b-1c3d-4e5f-8a9b-0c1d2e3f4a5b",
 					Err: status(ebusy, "rbd: unprotecting snap failed: (16) Device or resource busy")},
 				{Cmd: "rbd rename volumes/pdisk-tmp-T-" + origin + " volumes/" + origin},
-			},
+			}),
 			call: func(ctx context.Context, b *Backend) (any, error) { return nil, b.Delete(ctx, origin) },
 			code: errs.Conflict,
 		},
 		{
 			name: "Delete of an image in use",
-			steps: []step{
-				{Cmd: "rbd info --format json volumes/" + id, Out: infoJSON(id, 4<<20)},
-				{Cmd: "rbd rename volumes/" + id + " volumes/" + tmp},
-				{Cmd: "rbd children --format json volumes/" + tmp, Out: "[]"},
+			steps: steps(deleteSteps(id, infoJSON(id, 4<<20), "[]"), []step{
 				{Cmd: "rbd snap ls --format json volumes/" + tmp, Out: "[]"},
 				{Cmd: "rbd rm --no-progress volumes/" + tmp, Err: status(ebusy, "rbd: error: image still has watchers")},
 				{Cmd: "rbd rename volumes/" + tmp + " volumes/" + id},
-			},
+			}),
 			call: func(ctx context.Context, b *Backend) (any, error) { return nil, b.Delete(ctx, id) },
 			code: errs.Conflict,
 		},
@@ -392,14 +387,8 @@ func TestCommandLines(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			b := scripted(t, tc.cfg, tc.steps...)
-			got, err := tc.call(t.Context(), b)
-			if code := errs.CodeOf(err); code != tc.code {
-				t.Fatalf("error %v (code %q), want code %q", err, code, tc.code)
-			}
-			if err == nil && tc.want != nil && !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("got %+v\nwant %+v", got, tc.want)
-			}
+			got, err := tc.call(t.Context(), scripted(t, tc.cfg, tc.steps...))
+			tooltest.Check(t, got, err, tc.want, tc.code)
 		})
 	}
 }

@@ -51,10 +51,6 @@ const (
 	etimedout = 110
 )
 
-// cleanupTimeout bounds the removal of temporaries after a failure, which
-// runs even when the failure was the caller's context ending.
-const cleanupTimeout = 2 * time.Minute
-
 // metaWorkers bounds the rbd processes List runs at once to read each
 // image's metadata.
 const metaWorkers = 8
@@ -84,17 +80,7 @@ func New(cfg Config) (*Backend, error) {
 
 // validName accepts names that need no quoting in an rbd image spec or a
 // QEMU rbd: URL.
-func validName(s string) bool {
-	if s == "" || len(s) > 128 || s[0] == '-' || s == "." || s == ".." {
-		return false
-	}
-	for _, c := range s {
-		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && !strings.ContainsRune("_.-", c) {
-			return false
-		}
-	}
-	return true
-}
+func validName(s string) bool { return tool.ValidName(s, 128, "_.-") }
 
 // Name returns "rbd".
 func (b *Backend) Name() string { return "rbd" }
@@ -135,14 +121,8 @@ func (b *Backend) Create(ctx context.Context, id string, sizeGiB int64) (backend
 // costs nothing whatever origin's size. Each clone has its own snapshot, so
 // that deleting the clone can remove it.
 func (b *Backend) Snapshot(ctx context.Context, id, origin string) (backend.Volume, error) {
-	if err := backend.CheckID(id); err != nil {
+	if err := backend.CheckSnapshot(id, origin); err != nil {
 		return backend.Volume{}, err
-	}
-	if err := backend.CheckID(origin); err != nil {
-		return backend.Volume{}, err
-	}
-	if id == origin {
-		return backend.Volume{}, errs.New(errs.Invalid, "a volume cannot be a snapshot of itself")
 	}
 	if _, err := b.info(ctx, origin); err != nil {
 		return backend.Volume{}, err
@@ -224,14 +204,14 @@ func (b *Backend) Grow(ctx context.Context, id string, sizeGiB int64) (backend.V
 	if err != nil {
 		return backend.Volume{}, err
 	}
-	want := sizeGiB * backend.GiB
-	switch {
-	case want < inf.Size:
-		return backend.Volume{}, errs.Errorf(errs.Invalid, "volume %s is %d bytes; it can grow but not shrink to %d GiB", id, inf.Size, sizeGiB)
-	case want > inf.Size:
+	want, err := backend.GrowTo(id, inf.Size, sizeGiB)
+	if err != nil {
+		return backend.Volume{}, err
+	}
+	if want > inf.Size {
 		if _, err := b.rbd(ctx, "resize", "--size", sizeArg(want), "--no-progress", b.spec(id)); err != nil {
 			if tool.Status(err) == enoent {
-				return backend.Volume{}, notFound(id)
+				return backend.Volume{}, backend.NotFound(id)
 			}
 			return backend.Volume{}, b.failed(ctx, err)
 		}
@@ -334,7 +314,7 @@ func (b *Backend) dropSnapshots(ctx context.Context, name string) error {
 // dropSnapshot unprotects and removes one snapshot, as best it can: one
 // left behind is found by RemoveTemp.
 func (b *Backend) dropSnapshot(ctx context.Context, image, snap string) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	ctx, cancel := tool.CleanupContext(ctx)
 	defer cancel()
 	spec := b.spec(image) + "@" + snap
 	_, _ = b.rbd(ctx, "snap", "unprotect", spec)
@@ -344,7 +324,7 @@ func (b *Backend) dropSnapshot(ctx context.Context, image, snap string) {
 // restore gives an image that Delete renamed to tmp its name id back, and
 // returns why Delete stopped.
 func (b *Backend) restore(ctx context.Context, tmp, id string, why error) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	ctx, cancel := tool.CleanupContext(ctx)
 	defer cancel()
 	if _, err := b.rbd(ctx, "rename", b.spec(tmp), b.spec(id)); err != nil {
 		return errs.Wrap(errs.Internal, fmt.Errorf("%w; then renaming %s back to %s: %w", why, tmp, id, err),
@@ -369,7 +349,7 @@ func (b *Backend) Get(ctx context.Context, id string) (backend.Volume, error) {
 	out, err := b.rbd(ctx, "du", "--format", "json", "--merge-snapshots", b.spec(id))
 	if err != nil {
 		if tool.Status(err) == enoent {
-			return backend.Volume{}, notFound(id)
+			return backend.Volume{}, backend.NotFound(id)
 		}
 		return backend.Volume{}, b.failed(ctx, err)
 	}
@@ -566,7 +546,7 @@ func (t *temporary) publish(ctx context.Context) (backend.Volume, error) {
 	}
 	if _, err := t.b.rbd(ctx, "rename", t.b.spec(t.name), t.b.spec(t.id)); err != nil {
 		if tool.Status(err) == eexist {
-			return backend.Volume{}, exists(t.id)
+			return backend.Volume{}, backend.Exists(t.id)
 		}
 		return backend.Volume{}, t.b.failed(ctx, err)
 	}
@@ -582,7 +562,7 @@ func (t *temporary) cleanup(ctx context.Context) {
 		return
 	}
 	if t.made {
-		c, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		c, cancel := tool.CleanupContext(ctx)
 		_, _ = t.b.rbd(c, "rm", "--no-progress", t.b.spec(t.name))
 		cancel()
 	}
@@ -681,7 +661,7 @@ func (b *Backend) info(ctx context.Context, name string) (imageInfo, error) {
 	out, err := b.rbd(ctx, "info", "--format", "json", b.spec(name))
 	if err != nil {
 		if tool.Status(err) == enoent {
-			return imageInfo{}, notFound(name)
+			return imageInfo{}, backend.NotFound(name)
 		}
 		return imageInfo{}, b.failed(ctx, err)
 	}
@@ -699,7 +679,7 @@ func (b *Backend) created(ctx context.Context, id string) (time.Time, error) {
 	out, err := b.rbd(ctx, "image-meta", "list", "--format", "json", b.spec(id))
 	if err != nil {
 		if tool.Status(err) == enoent {
-			return time.Time{}, notFound(id)
+			return time.Time{}, backend.NotFound(id)
 		}
 		return time.Time{}, b.failed(ctx, err)
 	}
@@ -715,14 +695,7 @@ func (b *Backend) created(ctx context.Context, id string) (time.Time, error) {
 
 func (b *Backend) mustNotExist(ctx context.Context, id string) error {
 	_, err := b.info(ctx, id)
-	switch errs.CodeOf(err) {
-	case "":
-		return exists(id)
-	case errs.NotFound:
-		return nil
-	default:
-		return err
-	}
+	return backend.Absent(id, err)
 }
 
 // sourceFailed explains a failed snapshot or clone of source: missing if a
@@ -734,7 +707,7 @@ func (b *Backend) sourceFailed(ctx context.Context, source string, err error) er
 		return ctx.Err()
 	}
 	if tool.Status(err) == enoent {
-		return notFound(source)
+		return backend.NotFound(source)
 	}
 	if _, ierr := b.info(ctx, source); errs.CodeOf(ierr) == errs.NotFound {
 		return ierr
@@ -758,14 +731,6 @@ func describe(name string) string {
 		return "volume " + id + ", being made"
 	}
 	return name
-}
-
-func notFound(id string) error {
-	return errs.Errorf(errs.NotFound, "volume %s does not exist on this storage backend", id)
-}
-
-func exists(id string) error {
-	return errs.Errorf(errs.Conflict, "volume %s already exists on this storage backend", id)
 }
 
 func inUse(id string) error {

@@ -3,5 +3,7 @@
 // one program with an argument vector, never through a shell, and keeps its
 // standard error for the error it returns; a Recorder that stands in for it
 // in tests of command construction; the inspection of an image file before
-// import; and the names of the temporary volumes that make creation atomic.
+// import; the names of the temporary volumes that make creation atomic; the
+// check of names from configuration; and the context that cleans up after a
+// failure.
 package tool

@@ -219,3 +219,42 @@ func TestConvertArgs(t *testing.T) {
 		t.Errorf("qemu-img wrote %d bytes onto the volume for 64 KiB of data: it wrote zeros", st.Blocks*512)
 	}
 }
+
+func TestValidName(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		want bool
+	}{
+		{"vg-0_a.b", true},
+		{strings.Repeat("v", 8), true},
+		{strings.Repeat("v", 9), false},
+		{"", false},
+		{"-vg", false},
+		{".", false},
+		{"..", false},
+		{"vg+0", false},
+		{"vg/0", false},
+		{"vg 0", false},
+		{"vgé", false},
+	} {
+		if got := ValidName(tc.name, 8, "_.-"); got != tc.want {
+			t.Errorf("ValidName(%q, 8, %q) = %v, want %v", tc.name, "_.-", got, tc.want)
+		}
+	}
+}
+
+func TestCleanupContext(t *testing.T) {
+	t.Parallel()
+	type key struct{}
+	ctx, cancel := context.WithCancel(context.WithValue(t.Context(), key{}, "v"))
+	cancel()
+	c, stop := CleanupContext(ctx)
+	defer stop()
+	if c.Err() != nil || c.Value(key{}) != "v" {
+		t.Errorf("the cleanup context of an ended context: Err %v, value %v; want no error and the value", c.Err(), c.Value(key{}))
+	}
+	if d, ok := c.Deadline(); !ok || time.Until(d) > CleanupTimeout {
+		t.Errorf("the cleanup context ends at %v (%v); want within CleanupTimeout", d, ok)
+	}
+}

@@ -8,11 +8,13 @@ package tooltest
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 
+	"stratuslab.dev/platform/errs"
 	"stratuslab.dev/services/pdisk/internal/backend/tool"
 )
 
@@ -86,4 +88,17 @@ var errUnexpected = errors.New("the script expected no more commands")
 // status and wrote stderr.
 func Failure(program string, status int, stderr string) error {
 	return &tool.Error{Program: program, Status: status, Stderr: stderr, Err: fmt.Errorf("exit status %d", status)}
+}
+
+// Check fails t unless err has code (none when code is "") and, when err is
+// nil and want is not, got deeply equals want: the verdict on one scripted
+// call of a backend method.
+func Check(t testing.TB, got any, err error, want any, code errs.Code) {
+	t.Helper()
+	if c := errs.CodeOf(err); c != code {
+		t.Fatalf("error %v (code %q), want code %q", err, c, code)
+	}
+	if err == nil && want != nil && !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v\nwant %+v", got, want)
+	}
 }
