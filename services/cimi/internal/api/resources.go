@@ -77,8 +77,7 @@ type Service struct {
 	kinds       []Kind
 	readTimeout time.Duration
 	writeWait   atomic.Int64 // a time.Duration, changed by live settings
-	waiters     *waiters
-	sub         *nats.Subscription
+	terminals   *bus.Terminals
 }
 
 // New returns the Service and starts following the terminal events of
@@ -93,36 +92,20 @@ func New(o Options) (*Service, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{bus: o.Bus, jobs: o.Jobs, log: o.Log, kinds: o.Kinds, readTimeout: o.ReadTimeout, waiters: newWaiters()}
+	s := &Service{bus: o.Bus, jobs: o.Jobs, log: o.Log, kinds: o.Kinds, readTimeout: o.ReadTimeout}
 	s.SetWriteWait(o.WriteWait)
-	// A core subscription, not a JetStream consumer: a waiter only cares
-	// about events published while it waits, and every gateway replica
-	// must see every terminal event (the jobs package records them
-	// durably).
-	sub, err := o.Conn.Subscribe(subject.AllEvents, s.waiters.receive)
+	terminals, err := bus.FollowTerminals(o.Conn)
 	if err != nil {
-		return nil, fmt.Errorf("api: follow the terminal events of commands: %w", err)
+		return nil, fmt.Errorf("api: %w", err)
 	}
-	// Terminal events are small and the callback cheap; a burst must not
-	// make the server cut the subscription as a slow consumer.
-	if err := sub.SetPendingLimits(1<<16, 64<<20); err != nil {
-		_ = sub.Unsubscribe()
-		return nil, fmt.Errorf("api: follow the terminal events of commands: %w", err)
-	}
-	// Make sure the server knows the subscription before any command goes
-	// out, or a fast owner's answer to the first write could be missed.
-	if err := o.Conn.Flush(); err != nil {
-		_ = sub.Unsubscribe()
-		return nil, fmt.Errorf("api: follow the terminal events of commands: %w", err)
-	}
-	s.sub = sub
+	s.terminals = terminals
 	return s, nil
 }
 
 // Close stops following events; writes still in progress answer
 // "accepted" when their wait ends.
 func (s *Service) Close() error {
-	return s.sub.Unsubscribe()
+	return s.terminals.Close()
 }
 
 // SetWriteWait changes how long writes wait for their command to end;
@@ -442,7 +425,7 @@ func (s *Service) write(ctx context.Context, who cimi.Identity, k Kind, id, verb
 	meta := &commonv1.Meta{CommandId: commandID, JobId: jobID, Actor: actor(who)}
 	cmd.Meta, cmd.Kind, cmd.Id = meta, k.Name, id
 
-	done, cancel := s.waiters.add(commandID)
+	done, cancel := s.terminals.Expect(commandID)
 	defer cancel()
 	if err := s.bus.Send(ctx, subj, meta, cmd); err != nil {
 		s.log.Error("cannot send a command", "subject", subj, "job", jobID, "error", err)
@@ -457,8 +440,8 @@ func (s *Service) write(ctx context.Context, who cimi.Identity, k Kind, id, verb
 	defer timer.Stop()
 	select {
 	case t := <-done:
-		if t.err != nil {
-			return nil, t.err
+		if t.Err != nil {
+			return nil, t.Err
 		}
 		out.Done = true
 	case <-timer.C:

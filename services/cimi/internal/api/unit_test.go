@@ -11,16 +11,6 @@ import (
 	commonv1 "stratuslab.dev/proto/stratus/common/v1"
 )
 
-func TestTerminalTypeNames(t *testing.T) {
-	t.Parallel()
-	if got := string((&commonv1.CommandCompleted{}).ProtoReflect().Descriptor().FullName()); got != completedType {
-		t.Errorf("completedType = %q, the message is %q", completedType, got)
-	}
-	if got := string((&commonv1.CommandFailed{}).ProtoReflect().Descriptor().FullName()); got != failedType {
-		t.Errorf("failedType = %q, the message is %q", failedType, got)
-	}
-}
-
 func TestNewID(t *testing.T) {
 	t.Parallel()
 	kinds := map[string]Kind{}
