@@ -15,6 +15,8 @@ if [ "$all" != "--debs" ]; then
 	debs+=(slapd ldap-utils) # a throwaway LDAP server per authn test
 	debs+=(chromium)       # the web UI tests drive a real headless browser
 	debs+=(tgt qemu-block-extra) # pdisk's iSCSI export tests run a tgtd and open its targets with qemu's iscsi driver
+	debs+=(cloud-init xorriso genisoimage) # vmctl contextdisk tests read context disks with Debian's cloud-init and check the ISO with xorriso and isoinfo
+	debs+=(dnsmasq-base isc-dhcp-server) # vmctl addresses tests check the DHCP host entries with dnsmasq --test and dhcpd -t
 fi
 missing=()
 for p in "${debs[@]}"; do
