@@ -51,6 +51,14 @@ func (a *app) commands() []*cobra.Command {
 		a.describeVolumesCmd(),
 		a.updateVolumeCmd(),
 		a.deleteVolumeCmd(),
+		a.runInstanceCmd(),
+		a.describeInstanceCmd(),
+		a.killInstanceCmd(),
+		a.shutdownInstanceCmd(),
+		a.connectInstanceCmd(),
+		a.prepareContextCmd(),
+		a.attachVolumeCmd(),
+		a.detachVolumeCmd(),
 		a.linksCmd(),
 	}
 }

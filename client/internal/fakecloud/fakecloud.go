@@ -29,6 +29,30 @@ const (
 // another user's disk is refused (403 "Not enough rights to delete disk.")
 // and so is deleting an attached one (409). A volume created with the tag
 // "slow" takes a job (202, no Location) and exists once the job succeeds.
+//
+// Machines follow the issue 5 contract (services/vmctl/CIMI.md). A create
+// body with an "image" makes a machine: 201 with its Location, in state
+// Pending with its vmId (1, 2, ...) and address already allocated. Each
+// read of a machine (GET or listing) answers its current state and then
+// moves it one step on: Pending → Prolog → Boot → Running, and after a
+// shutdown Shutdown → Epilog → Done. Tests thus see every state in order
+// without sleeping. A machine named "doomed" fails instead of reaching
+// Prolog (stateMessage "no host has room for this machine"); one named
+// "stuck" stays Pending.
+//
+// DELETE kills: the machine is Done at once, its volumes are released, and
+// the document stays. Actions: stop, start, restart, shutdown (with an
+// optional "save"), attach_volume and detach_volume {"volume": "<uuid>"};
+// each answers 202 with a job. An attached volume appears in the machine's
+// disks with its device (vdX, the next free letter) and hotPlugged true;
+// detaching a disk given at launch fails with 409 "Disk have not been
+// hot-plugged", as the original did.
+//
+// The standard machine types are served as MachineConfiguration documents
+// {name, cpu, memory (KiB), swapMiB}, "m1.small" the default.
+//
+// A Machine body without "image" keeps the fake's older generic behaviour
+// (202 and a job; "doomed" makes the job fail), which the job tests use.
 type Cloud struct {
 	mu       sync.Mutex
 	docs     map[string]map[string]any // id → document
@@ -36,6 +60,7 @@ type Cloud struct {
 	seq      int
 	tokens   map[string]string // token → username
 	jobPolls map[string]int    // job id → reads so far
+	vmSeq    int64             // the last vmId given
 	requests []string          // "METHOD path" of each request served
 }
 
@@ -48,13 +73,16 @@ func kinds() [][2]string {
 		{"jobs", "Job"},
 		{"events", "Event"},
 		{"machines", "Machine"},
+		{"machineConfigurations", "MachineConfiguration"},
 		{"volumes", "Volume"},
 	}
 }
 
-// New returns an empty fake cloud.
+// New returns a fake cloud holding only the standard machine types.
 func New() *Cloud {
-	return &Cloud{docs: map[string]map[string]any{}, pending: map[string]map[string]any{}, tokens: map[string]string{}, jobPolls: map[string]int{}}
+	c := &Cloud{docs: map[string]map[string]any{}, pending: map[string]map[string]any{}, tokens: map[string]string{}, jobPolls: map[string]int{}}
+	c.addMachineTypes()
+	return c
 }
 
 // Requests returns "METHOD path" of every request served so far.
@@ -217,6 +245,11 @@ func (c *Cloud) resource(w http.ResponseWriter, r *http.Request, user, path stri
 			c.createVolume(w, user, doc)
 			return
 		}
+		if _, ok := doc["image"]; ok && kind == "Machine" {
+			raw, _ := json.Marshal(doc)
+			c.createMachine(w, user, raw)
+			return
+		}
 		c.seq++
 		id := fmt.Sprintf("%s/%d", kind, c.seq)
 		doc["id"] = id
@@ -232,6 +265,10 @@ func (c *Cloud) resource(w http.ResponseWriter, r *http.Request, user, path stri
 			return
 		}
 		writeJSON(w, status, map[string]any{"status": status, "message": "created", "resource-id": id})
+	case len(parts) == 2 && isMachine(c.docs[kind+"/"+parts[1]]):
+		c.machine(w, r, user, c.docs[kind+"/"+parts[1]], "")
+	case len(parts) == 3 && isMachine(c.docs[kind+"/"+parts[1]]):
+		c.machine(w, r, user, c.docs[kind+"/"+parts[1]], parts[2])
 	case len(parts) == 2:
 		c.one(w, r, user, kind+"/"+parts[1])
 	case len(parts) == 3 && r.Method == http.MethodPost:
@@ -424,27 +461,52 @@ func (c *Cloud) query(w http.ResponseWriter, r *http.Request, user, kind string)
 		out[attr] = page
 	}
 	writeJSON(w, 200, out)
+	for _, d := range page {
+		if m := c.docs[fmt.Sprint(d["id"])]; isMachine(m) {
+			c.advance(m)
+		}
+	}
 }
 
 // compareValues orders two attribute values: numbers as numbers, anything
 // else by its text.
 func compareValues(a, b any) int {
-	fa, aok := a.(float64)
-	fb, bok := b.(float64)
+	fa, aok := number(a)
+	fb, bok := number(b)
 	if aok && bok {
 		return cmp.Compare(fa, fb)
 	}
 	return strings.Compare(fmt.Sprint(a), fmt.Sprint(b))
 }
 
+// number reads a document's number, decoded from JSON or stored by the
+// fake itself.
+func number(v any) (float64, bool) {
+	switch n := v.(type) {
+	case float64:
+		return n, true
+	case int:
+		return float64(n), true
+	case int64:
+		return float64(n), true
+	}
+	return 0, false
+}
+
 // visible says whether user may see doc: a volume is its owner's, admin's
-// and, when PUBLIC, everyone's; other documents are everyone's.
+// and, when PUBLIC, everyone's; a machine its owner's and admin's; other
+// documents are everyone's.
 func visible(user string, doc map[string]any) bool {
 	id, _ := doc["id"].(string)
-	if !strings.HasPrefix(id, "Volume/") || user == "admin" {
+	switch {
+	case user == "admin":
 		return true
+	case strings.HasPrefix(id, "Volume/"):
+		return doc["owner"] == user || doc["visibility"] == "PUBLIC"
+	case isMachine(doc):
+		return doc["owner"] == user
 	}
-	return doc["owner"] == user || doc["visibility"] == "PUBLIC"
+	return true
 }
 
 // volumeWrite checks that user may change or delete the volume doc, as
