@@ -52,6 +52,11 @@ type Kind struct {
 	// View adjusts a document before it is returned to who (e.g. hide a
 	// secret); nil: as stored.
 	View func(who cimi.Identity, doc map[string]any) map[string]any
+	// SoftDelete, when set, turns a delete into an edit: it returns the
+	// document that replaces the deleted resource (a machine that is Done
+	// stays visible a while), and Remove is not called. The edit needs
+	// MODIFY, like any delete.
+	SoftDelete func(ctx context.Context, who cimi.Identity, current map[string]any) (map[string]any, error)
 	// CheckID, when set, refuses a malformed local id (the part after
 	// "<Name>/") before any read or write, so that a bad id is a 400 that
 	// says what is wrong rather than a 404.

@@ -643,3 +643,33 @@ func TestCheckID(t *testing.T) {
 		t.Errorf("get of a good id that does not exist: %v", err)
 	}
 }
+
+// TestSoftDelete: a kind whose deletes keep a document edits it instead,
+// with the rights of a delete.
+func TestSoftDelete(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(coll store.Collection) []Kind {
+		return []Kind{{
+			Name: "Note", Collection: coll,
+			CanCreate: func(who cimi.Identity) bool { return who.User != "" },
+			SoftDelete: func(_ context.Context, _ cimi.Identity, current map[string]any) (map[string]any, error) {
+				current["state"] = "DONE"
+				return current, nil
+			},
+		}}
+	})
+	id := newID()
+	if o := e.do(alice, cmd{verb: subject.VerbCimiCreate, id: id, body: `{"name": "n"}`}); o.code != "" {
+		t.Fatalf("create: %+v", o)
+	}
+	if o := e.do(bob, cmd{verb: subject.VerbCimiDelete, id: id}); o.code != errs.NotFound {
+		t.Errorf("bob deletes alice's note: %+v", o)
+	}
+	if o := e.do(alice, cmd{verb: subject.VerbCimiDelete, id: id}); o.code != "" {
+		t.Fatalf("delete: %+v", o)
+	}
+	doc, _, err := e.p.Get(context.Background(), cimi.Identity{User: "alice"}, id)
+	if err != nil || doc["state"] != "DONE" {
+		t.Errorf("after a soft delete: %v %v", doc, err)
+	}
+}

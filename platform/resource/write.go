@@ -369,6 +369,11 @@ func (w *write) raced(ctx context.Context, attempt int) error {
 // the resource gone finishes the work.
 func (w *write) delete(ctx context.Context) (bus.Result, error) {
 	k, id := w.k, w.id
+	if k.SoftDelete != nil {
+		return w.update(ctx, "deleted", func(current map[string]any) (map[string]any, error) {
+			return k.SoftDelete(ctx, w.who, current)
+		})
+	}
 	for attempt := 1; ; attempt++ {
 		stored, rev, err := w.p.load(ctx, k, id)
 		if errs.CodeOf(err) == errs.NotFound && w.cmd.Deliveries() > 1 {
@@ -421,6 +426,8 @@ func (w *write) refuse(op string, visible bool, def error) error {
 	}
 	switch op {
 	case "delete":
+	case "deleted":
+		op = "delete"
 	case "updated":
 		op = "edit"
 	default:
