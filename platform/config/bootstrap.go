@@ -93,6 +93,13 @@ type Bootstrap struct {
 	// TGTControlPort, for VM hosts that do not see the storage.
 	ISCSIPortal    string
 	TGTControlPort string
+	// LibvirtURI is the hypervisor the vmctl agent drives:
+	// "test:///default" (no guests), "qemu:///embed?root=DIR" or
+	// "qemu:///system".
+	LibvirtURI string
+	// VmctlRoles are the vmctl roles this process runs: "scheduler",
+	// "agent" or both.
+	VmctlRoles []string
 	// LogFormat is "json" or "text".
 	LogFormat string
 	// LogLevel is "debug", "info", "warn" or "error".
@@ -127,6 +134,7 @@ func (b Bootstrap) LogValue() slog.Value {
 		slog.String("couchbase_bucket", b.CouchbaseBucket),
 		slog.String("storage", b.Storage),
 		slog.String("iscsi_portal", b.ISCSIPortal),
+		slog.String("libvirt_uri", b.LibvirtURI),
 		slog.String("log_format", b.LogFormat),
 		slog.String("log_level", b.LogLevel),
 		slog.String("instance", b.Instance),
@@ -293,6 +301,19 @@ func settings() []setting {
 				}
 				return nil
 			}, set: str(func(b *Bootstrap) *string { return &b.TGTControlPort })},
+		{key: "libvirt_uri", flag: "libvirt-uri", arg: "URI", usage: `hypervisor of the vmctl agent: "test:///default", "qemu:///embed?root=DIR" or "qemu:///system"`,
+			def:   func(loader) string { return "test:///default" },
+			check: nonEmpty, set: str(func(b *Bootstrap) *string { return &b.LibvirtURI })},
+		{key: "vmctl_roles", flag: "vmctl-roles", arg: "ROLE,...", usage: `vmctl roles to run: "scheduler", "agent" or both`,
+			def: func(loader) string { return "scheduler,agent" },
+			check: func(v string) error {
+				for _, r := range splitList(v) {
+					if r != "scheduler" && r != "agent" {
+						return fmt.Errorf("%q is not a vmctl role (scheduler, agent)", r)
+					}
+				}
+				return nil
+			}, set: func(b *Bootstrap, v string) { b.VmctlRoles = splitList(v) }},
 		{key: "log_format", flag: "log-format", arg: "FORMAT", usage: `"text" or "json"`,
 			def:   func(loader) string { return "text" },
 			check: oneOf("text", "json"), set: str(func(b *Bootstrap) *string { return &b.LogFormat })},

@@ -47,12 +47,12 @@ func TestDefaults(t *testing.T) {
 	}{
 		{name: "user", service: "pdisk", want: Bootstrap{
 			DataDir: "/home/u/.stratuslab/data", Listen: "127.0.0.1:8080", AdminListen: "127.0.0.1:9603", TLS: "auto",
-			NATSListen: "127.0.0.1:4222", Store: "embedded", CouchbaseBucket: "stratuslab", Storage: "qcow2", TGTControlPort: "0",
+			NATSListen: "127.0.0.1:4222", Store: "embedded", CouchbaseBucket: "stratuslab", Storage: "qcow2", TGTControlPort: "0", LibvirtURI: "test:///default", VmctlRoles: []string{"scheduler", "agent"},
 			LogFormat: "text", LogLevel: "info", Instance: "host-1",
 		}},
 		{name: "root, unknown service", service: "billing", root: true, want: Bootstrap{
 			DataDir: "/var/lib/stratuslab", Listen: "127.0.0.1:8080", AdminListen: "127.0.0.1:0", TLS: "auto",
-			NATSListen: "127.0.0.1:4222", Store: "embedded", CouchbaseBucket: "stratuslab", Storage: "qcow2", TGTControlPort: "0",
+			NATSListen: "127.0.0.1:4222", Store: "embedded", CouchbaseBucket: "stratuslab", Storage: "qcow2", TGTControlPort: "0", LibvirtURI: "test:///default", VmctlRoles: []string{"scheduler", "agent"},
 			LogFormat: "text", LogLevel: "info", Instance: "host-1",
 		}},
 	}
@@ -104,7 +104,7 @@ some_future_key = ignored outside [DEFAULT] and [pdisk]
 				DataDir: "/srv/pdisk", Listen: "127.0.0.1:8080", AdminListen: "127.0.0.1:9603", TLS: "auto",
 				NATSURLs: []string{"nats://a:4222", "nats://b:4222"}, NATSListen: "127.0.0.1:4222",
 				Store: "couchbase", CouchbaseURL: "couchbase://cb1,cb2", CouchbaseUser: "stratus",
-				CouchbasePassword: "from#file", CouchbaseBucket: "stratuslab", Storage: "qcow2", TGTControlPort: "0",
+				CouchbasePassword: "from#file", CouchbaseBucket: "stratuslab", Storage: "qcow2", TGTControlPort: "0", LibvirtURI: "test:///default", VmctlRoles: []string{"scheduler", "agent"},
 				LogFormat: "json", LogLevel: "debug", Instance: "host-1", ConfigFile: testFile,
 			}
 			if !reflect.DeepEqual(b, want) {

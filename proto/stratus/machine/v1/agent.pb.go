@@ -286,8 +286,12 @@ type DomainContext struct {
 	Pairs []*ContextPair `protobuf:"bytes,2,rep,name=pairs,proto3" json:"pairs,omitempty"`
 	// cloud-init user data (MIME multipart, uncompressed) for the NoCloud seed.
 	CloudInitUserData []byte `protobuf:"bytes,3,opt,name=cloud_init_user_data,json=cloudInitUserData,proto3" json:"cloud_init_user_data,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The whole context disk as vmctl's contextdisk.Spec in JSON, from which
+	// the agent writes the ISO image (1 MiB, too big for a message). When
+	// set, it supersedes the fields above.
+	DiskSpec      []byte `protobuf:"bytes,4,opt,name=disk_spec,json=diskSpec,proto3" json:"disk_spec,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DomainContext) Reset() {
@@ -337,6 +341,13 @@ func (x *DomainContext) GetPairs() []*ContextPair {
 func (x *DomainContext) GetCloudInitUserData() []byte {
 	if x != nil {
 		return x.CloudInitUserData
+	}
+	return nil
+}
+
+func (x *DomainContext) GetDiskSpec() []byte {
+	if x != nil {
+		return x.DiskSpec
 	}
 	return nil
 }
@@ -941,11 +952,12 @@ const file_stratus_machine_v1_agent_proto_rawDesc = "" +
 	"\x0fDomainInterface\x12\x10\n" +
 	"\x03mac\x18\x01 \x01(\tR\x03mac\x12\x0e\n" +
 	"\x02ip\x18\x02 \x01(\tR\x02ip\x125\n" +
-	"\anetwork\x18\x03 \x01(\x0e2\x1b.stratus.machine.v1.NetworkR\anetwork\"\xb2\x01\n" +
+	"\anetwork\x18\x03 \x01(\x0e2\x1b.stratus.machine.v1.NetworkR\anetwork\"\xcf\x01\n" +
 	"\rDomainContext\x129\n" +
 	"\x06method\x18\x01 \x01(\x0e2!.stratus.machine.v1.ContextMethodR\x06method\x125\n" +
 	"\x05pairs\x18\x02 \x03(\v2\x1f.stratus.machine.v1.ContextPairR\x05pairs\x12/\n" +
-	"\x14cloud_init_user_data\x18\x03 \x01(\fR\x11cloudInitUserData\"\xac\x02\n" +
+	"\x14cloud_init_user_data\x18\x03 \x01(\fR\x11cloudInitUserData\x12\x1b\n" +
+	"\tdisk_spec\x18\x04 \x01(\fR\bdiskSpec\"\xac\x02\n" +
 	"\n" +
 	"DomainSpec\x12\x10\n" +
 	"\x03cpu\x18\x01 \x01(\rR\x03cpu\x12\x1d\n" +

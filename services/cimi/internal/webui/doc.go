@@ -5,10 +5,13 @@
 // with a confirmation step, login, logout and the caller's authentication.
 // Kinds listed in kindViews (views.go) get pages of their own on top: their
 // columns, quick filters that build the $filter, a create form and an edit
-// form of a few attributes (e.g. Volume, the guide's persistent disks, with
-// where each is mounted). It does nothing the REST API cannot do: every page
-// is one call to api.Resources or to the Sessions on behalf of the browser's
-// session, so the same rules (ACL, operations, validation) apply. Pages work
-// without JavaScript; forms that change something are POSTs accepted only
-// from this site's own pages.
+// form of a few attributes, and buttons or small forms for their actions.
+// Volume shows the guide's persistent disks with where each is mounted;
+// Machine (machines.go) runs machines with the options of
+// stratus-run-instance, and stops, starts, restarts, shuts down and kills
+// them, attaching and detaching volumes. It does nothing the REST API
+// cannot do: every page is one call to api.Resources or to the Sessions on
+// behalf of the browser's session, so the same rules (ACL, operations,
+// validation) apply. Pages work without JavaScript; forms that change
+// something are POSTs accepted only from this site's own pages.
 package webui

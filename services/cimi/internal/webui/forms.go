@@ -2,6 +2,7 @@ package webui
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -24,19 +25,49 @@ const (
 	// fieldChoice is a set of radio buttons, the first checked unless the
 	// resource or the person chose another.
 	fieldChoice fieldType = "choice"
+	// fieldSelect is a select box of the options Choices gives when the
+	// page is laid out.
+	fieldSelect fieldType = "select"
+	// fieldPairs is a textarea of KEY=value lines, sent as a list of
+	// {"key", "value"} objects.
+	fieldPairs fieldType = "pairs"
 )
 
-// field is one input of a create or edit form. Name is both the form
-// field's name and the attribute of the JSON body it fills.
+// field is one input of a create or edit form. Name is the form field's
+// name and, unless Attr says otherwise, the attribute of the JSON body it
+// fills.
 type field struct {
 	Name, Label string
 	Type        fieldType
+	// Attr is the attribute of the body when it is not Name.
+	Attr string
+	// List sends the value as a list of one element: the create body of a
+	// machine takes lists of disks, the form offers one of each.
+	List bool
+	// Trim drops the spaces around the value: identifiers and keys pasted
+	// from elsewhere often bring some.
+	Trim bool
 	// Min and Max bound a number; the server checks again.
 	Min, Max int
 	Required bool
 	// MaxLen bounds text, as a hint to the browser; the server checks.
-	MaxLen  int
+	MaxLen int
+	// Placeholder shows in an empty text input, as an example.
+	Placeholder string
+	// Options are the radio buttons of a choice.
 	Options []string
+	// Choices gives the options of a select box when the page is laid
+	// out, as who may read them.
+	Choices func(ctx context.Context, res api.Resources, who cimi.Identity) []option
+	// Default is the option a select box shows chosen when the resource
+	// or the person chose none.
+	Default string
+}
+
+// option is one choice of a select box: the value sent and the words
+// shown.
+type option struct {
+	Value, Label string
 }
 
 // fieldView is a field on a page with its value.
@@ -45,6 +76,7 @@ type fieldView struct {
 	Type                   fieldType
 	Min, Max, MaxLen       int
 	Required               bool
+	Placeholder            string
 	Options                []optionView
 }
 
@@ -67,19 +99,38 @@ type formView struct {
 	JSONHref string
 }
 
+// formContext is what laying out a form may need beyond its values: the
+// options of a select box are read as the caller, within the request (a
+// formContext lives for one request).
+type formContext struct {
+	ctx context.Context
+	res api.Resources
+	who cimi.Identity
+}
+
 // newForm lays out fields for a page, each with value(name), or for a
-// choice with no value its first option.
-func newForm(id string, fs []field, value func(name string) string) []fieldView {
+// choice with no value its first option, for a select box its Default.
+func newForm(fc formContext, id string, fs []field, value func(name string) string) []fieldView {
 	out := make([]fieldView, 0, len(fs))
 	for _, f := range fs {
 		fv := fieldView{ID: id + "-" + f.Name, Name: f.Name, Label: f.Label, Value: value(f.Name), Type: f.Type,
-			Min: f.Min, Max: f.Max, MaxLen: f.MaxLen, Required: f.Required}
-		if f.Type == fieldChoice {
+			Min: f.Min, Max: f.Max, MaxLen: f.MaxLen, Required: f.Required, Placeholder: f.Placeholder}
+		switch f.Type {
+		case fieldChoice:
 			if fv.Value == "" && len(f.Options) > 0 {
 				fv.Value = f.Options[0]
 			}
 			for _, o := range f.Options {
 				fv.Options = append(fv.Options, optionView{ID: fv.ID + "-" + strings.ToLower(o), Value: o, Checked: o == fv.Value})
+			}
+		case fieldSelect:
+			if fv.Value == "" {
+				fv.Value = f.Default
+			}
+			if f.Choices != nil {
+				for _, o := range f.Choices(fc.ctx, fc.res, fc.who) {
+					fv.Options = append(fv.Options, optionView{Value: o.Value, Label: o.Label, Checked: o.Value == fv.Value})
+				}
 			}
 		}
 		out = append(out, fv)
@@ -88,28 +139,50 @@ func newForm(id string, fs []field, value func(name string) string) []fieldView 
 }
 
 // formBody makes the JSON object a form sends: numbers as JSON numbers,
-// the rest as strings. Empty values are left out when create is true, so
-// that the server applies its defaults; an edit sends them, to clear the
-// attribute.
+// pairs as a list of {"key", "value"}, the rest as strings, each in a list
+// of one for a List field. Empty values are left out when create is true,
+// so that the server applies its defaults; an edit sends them, to clear
+// the attribute.
 func formBody(fs []field, form url.Values, create bool) ([]byte, error) {
 	body := make(map[string]any, len(fs))
 	for _, f := range fs {
+		attr := f.Name
+		if f.Attr != "" {
+			attr = f.Attr
+		}
 		v := form.Get(f.Name)
+		if f.Type == fieldTextarea || f.Type == fieldPairs {
+			// Browsers send the line breaks of a textarea as CRLF.
+			v = strings.ReplaceAll(v, "\r\n", "\n")
+		}
+		if f.Trim {
+			v = strings.TrimSpace(v)
+		}
 		if strings.TrimSpace(v) == "" {
 			if !create {
-				body[f.Name] = ""
+				body[attr] = ""
 			}
 			continue
 		}
-		if f.Type == fieldNumber {
+		var val any = v
+		switch f.Type {
+		case fieldNumber:
 			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 			if err != nil {
-				return nil, errs.Errorf(errs.Invalid, "The %s must be a whole number from %d to %d, not %q.", f.Label, f.Min, f.Max, v)
+				return nil, notWholeNumber(f, v)
 			}
-			body[f.Name] = n
-			continue
+			val = n
+		case fieldPairs:
+			ps, err := parsePairs(f.Label, v)
+			if err != nil {
+				return nil, err
+			}
+			val = ps
 		}
-		body[f.Name] = v
+		if f.List {
+			val = []any{val}
+		}
+		body[attr] = val
 	}
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
@@ -120,17 +193,76 @@ func formBody(fs []field, form url.Values, create bool) ([]byte, error) {
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
+// notWholeNumber says why v is not a number field f accepts.
+func notWholeNumber(f field, v string) error {
+	switch {
+	case f.Max > 0:
+		return errs.Errorf(errs.Invalid, "The %s must be a whole number from %d to %d, not %q.", f.Label, f.Min, f.Max, v)
+	case f.Min > 0:
+		return errs.Errorf(errs.Invalid, "The %s must be a whole number of at least %d, not %q.", f.Label, f.Min, v)
+	}
+	return errs.Errorf(errs.Invalid, "The %s must be a whole number, not %q.", f.Label, v)
+}
+
+// pair is one KEY=value line of a pairs field, as the body sends it.
+type pair struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+// parsePairs reads KEY=value lines, as stratus-run-instance --context
+// takes them: blank lines are skipped, the key loses the spaces around
+// it, the value is kept as typed (it may hold "=" and spaces) but for the
+// carriage returns ending its line. The server checks the keys'
+// characters.
+func parsePairs(label, s string) ([]pair, error) {
+	var out []pair
+	for i, line := range strings.Split(s, "\n") {
+		line = strings.TrimRight(line, "\r")
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			return nil, errs.Errorf(errs.Invalid, "Line %d of the %s, %q, is not KEY=value: write one pair a line, such as MY_KEY=some value.", i+1, label, shorten(line))
+		}
+		out = append(out, pair{Key: k, Value: v})
+	}
+	return out, nil
+}
+
+// capital returns s with its first letter (ASCII) in upper case.
+func capital(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// shorten cuts a long text for a message.
+func shorten(s string) string {
+	if r := []rune(s); len(r) > 60 {
+		return string(r[:60]) + "…"
+	}
+	return s
+}
+
 // createForm is the create form of kind k, filled with value.
-func createForm(k api.Kind, kv kindView, value func(string) string) *formView {
-	return &formView{ID: "create", Heading: "Create a " + k.Name, Action: Prefix + k.Name, Op: cimi.RelAdd,
-		Fields: newForm("create", kv.Create, value), Submit: "create", Back: Prefix + k.Name,
+func createForm(fc formContext, k api.Kind, kv kindView, value func(string) string) *formView {
+	heading, submit := "Create a "+k.Name, "create"
+	if kv.AddVerb != "" {
+		heading, submit = capital(kv.AddVerb)+" a "+k.Name, kv.AddVerb
+	}
+	return &formView{ID: "create", Heading: heading, Action: Prefix + k.Name, Op: cimi.RelAdd,
+		Fields: newForm(fc, "create", kv.Create, value), Submit: submit, Back: Prefix + k.Name,
 		JSONHref: Prefix + k.Name + "?op=add&editor=json"}
 }
 
 // editForm is the edit form of resource id, filled with value.
-func editForm(id string, kv kindView, value func(string) string) *formView {
+func editForm(fc formContext, id string, kv kindView, value func(string) string) *formView {
 	return &formView{ID: "edit", Heading: "Edit", Action: pageOf(id), Op: cimi.RelEdit,
-		Fields: newForm("edit", kv.Edit, value), Submit: "save", Back: pageOf(id)}
+		Fields: newForm(fc, "edit", kv.Edit, value), Submit: "save", Back: pageOf(id)}
 }
 
 // addFromForm serves the POST of a create form: it creates the resource
@@ -147,7 +279,7 @@ func (u *UI) addFromForm(w http.ResponseWriter, r *http.Request, s api.Session, 
 		if code == errs.Internal {
 			u.log.Error("web UI create failed", "kind", k.Name, "error", err)
 		}
-		fv := createForm(k, kv, r.PostForm.Get)
+		fv := createForm(formContext{r.Context(), u.res, s.Identity}, k, kv, r.PostForm.Get)
 		u.render(w, errs.HTTPStatus(code), "form", &view{Title: fv.Heading, User: s.Identity.User, Error: errs.MessageOf(err), Form: fv})
 		return
 	}
@@ -174,7 +306,8 @@ func (u *UI) editFromForm(w http.ResponseWriter, r *http.Request, s api.Session,
 }
 
 // refused shows the resource page again with why a change of it was
-// refused, its edit form holding what was typed (typed, when not nil).
+// refused, the form that sent it holding what was typed (typed, when not
+// nil).
 // When the resource cannot be read any more, the error page says why the
 // change was refused.
 func (u *UI) refused(w http.ResponseWriter, r *http.Request, s api.Session, k api.Kind, id string, err error, typed url.Values) {
@@ -188,6 +321,6 @@ func (u *UI) refused(w http.ResponseWriter, r *http.Request, s api.Session, k ap
 		return
 	}
 	v := &view{Title: id, User: s.Identity.User, Error: errs.MessageOf(err)}
-	v.Resource = u.resourceModel(k, id, doc, operations(doc), typed)
+	v.Resource = u.resourceModel(r.Context(), s, k, id, doc, operations(doc), typed)
 	u.render(w, errs.HTTPStatus(code), "resource", v)
 }

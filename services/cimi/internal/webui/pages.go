@@ -2,6 +2,7 @@ package webui
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,6 +55,8 @@ type collectionView struct {
 	Range          string
 	Previous, Next string
 	CanAdd         bool
+	// AddText is the words of the add button.
+	AddText string
 }
 
 // row is one resource of a collection page; ID is the row's element id.
@@ -62,9 +65,10 @@ type row struct {
 	Cells []cellView
 }
 
-// cellView is one cell of a row, linked when Link is set.
+// cellView is one cell of a row, linked when Link is set, with Note in
+// small type after it.
 type cellView struct {
-	Text, Link string
+	Text, Link, Note string
 }
 
 // extraColumns are the kind-specific attributes a collection page shows
@@ -118,7 +122,7 @@ func (u *UI) collection(w http.ResponseWriter, r *http.Request) {
 	kv := u.views[k.Name]
 	if in.Get("op") == cimi.RelAdd {
 		if len(kv.Create) > 0 && in.Get("editor") != "json" {
-			fv := createForm(k, kv, func(string) string { return "" })
+			fv := createForm(formContext{r.Context(), u.res, s.Identity}, k, kv, func(string) string { return "" })
 			u.render(w, http.StatusOK, "form", &view{Title: fv.Heading, User: s.Identity.User, Form: fv})
 			return
 		}
@@ -159,7 +163,10 @@ func (u *UI) collection(w http.ResponseWriter, r *http.Request) {
 		cols = genericColumns(k.Name)
 	}
 	cv := &collectionView{Kind: k.Name, Filter: keep.Get("$filter"), Quick: quick, QuickFilter: quickFilter,
-		Filtered: q.Has("$filter"), OrderBy: keep.Get("$orderby")}
+		Filtered: q.Has("$filter"), OrderBy: keep.Get("$orderby"), AddText: "add"}
+	if kv.AddVerb != "" {
+		cv.AddText = kv.AddVerb
+	}
 	for _, c := range cols {
 		cv.Heads = append(cv.Heads, heading(k.Name, c, keep))
 	}
@@ -211,7 +218,7 @@ func (u *UI) collectionRow(d api.Document, cols []column) row {
 	rw := row{ID: "row-" + localOf(text(d["id"]))}
 	for _, c := range cols {
 		cl := c.Cell(d)
-		rw.Cells = append(rw.Cells, cellView{Text: cl.Text, Link: linkTo(u.res, cl.Ref)})
+		rw.Cells = append(rw.Cells, cellView{Text: cl.Text, Link: linkTo(u.res, cl.Ref), Note: cl.Note})
 	}
 	return rw
 }
@@ -224,17 +231,24 @@ type resourceView struct {
 	Attrs      []attr
 	CanEdit    bool
 	CanDelete  bool
-	Actions    []string
+	// Delete is the word of the delete button, and its element id.
+	Delete string
+	// Actions are the buttons of the actions that take no parameter,
+	// ActionForms the forms of those that take one.
+	Actions     []actionButton
+	ActionForms []actionFormView
 	// EditForm, for a kind with one, edits the resource on its page; the
 	// JSON editor is then its "edit as JSON" link.
 	EditForm *formView
 }
 
 // attr is one attribute of a resource; Link is set when the value is the
-// id of a resource the UI can show, Items when the value is a list.
+// id of a resource the UI can show, Items when the value is a list, Table
+// when it is a list of records. Note is shown small after the value.
 type attr struct {
-	Name, Value, Link string
-	Items             []item
+	Name, Value, Link, Note string
+	Items                   []item
+	Table                   *table
 }
 
 // ID is the element id of the attribute's value on the page.
@@ -291,40 +305,73 @@ func (u *UI) resource(w http.ResponseWriter, r *http.Request) {
 		v.Editor = &editorView{Action: page, Op: cimi.RelEdit, Text: pretty(edit), Back: page, Heading: "Edit " + id}
 		u.render(w, http.StatusOK, "editor", v)
 	case op == cimi.RelDelete && hasOp(ops, cimi.RelDelete):
-		v.Title = "Delete " + id
-		v.Confirm = &confirmView{ID: id, Action: page, Back: page}
+		kv := u.views[k.Name]
+		c := &confirmView{ID: id, Action: page, Back: page, Verb: cimi.RelDelete, Warning: kv.DeleteWarning}
+		if kv.DeleteVerb != "" {
+			c.Verb = kv.DeleteVerb
+		}
+		if c.Warning == "" {
+			c.Warning = "This cannot be undone."
+		}
+		c.Question = capital(c.Verb)
+		v.Title = c.Question + " " + id
+		v.Confirm = c
 		u.render(w, http.StatusOK, "confirm", v)
 	case op != "":
 		u.fail(w, r, s, errs.Errorf(errs.Forbidden, "You may not %s %s.", op, id))
 	default:
-		v.Resource = u.resourceModel(k, id, doc, ops, nil)
+		v.Resource = u.resourceModel(r.Context(), s, k, id, doc, ops, nil)
 		u.render(w, http.StatusOK, "resource", v)
 	}
 }
 
 // resourceModel lays out a resource's attributes: those its kind shows
 // in words first, then identity, the others by name, the ACL last. The
-// edit form, if any, holds typed when set (the values of a refused
-// edit), else the resource's values.
-func (u *UI) resourceModel(k api.Kind, id string, doc api.Document, ops []cimi.Operation, typed url.Values) *resourceView {
+// form that sent typed (the values of a refused edit or action), when
+// set, holds them; the edit form otherwise holds the resource's values.
+func (u *UI) resourceModel(ctx context.Context, s api.Session, k api.Kind, id string, doc api.Document, ops []cimi.Operation, typed url.Values) *resourceView {
 	kv := u.views[k.Name]
 	rv := &resourceView{ID: id, Href: pageOf(id), Collection: Prefix + k.Name,
-		CanEdit: hasOp(ops, cimi.RelEdit), CanDelete: hasOp(ops, cimi.RelDelete)}
+		CanEdit: hasOp(ops, cimi.RelEdit), CanDelete: hasOp(ops, cimi.RelDelete), Delete: cimi.RelDelete}
+	if kv.DeleteVerb != "" {
+		rv.Delete = kv.DeleteVerb
+	}
 	for _, o := range ops {
-		if verb, ok := strings.CutPrefix(o.Rel, cimi.ActionURIPrefix); ok {
-			rv.Actions = append(rv.Actions, verb)
+		verb, ok := strings.CutPrefix(o.Rel, cimi.ActionURIPrefix)
+		if _, param := kv.ActionParams[verb]; ok && !param {
+			rv.Actions = append(rv.Actions, actionButton{ID: "action-" + verb, Text: verb, Action: verb, Href: rv.Href})
 		}
+	}
+	for _, af := range kv.ActionForms {
+		if !hasOp(ops, cimi.ActionURI(af.Action)) {
+			continue
+		}
+		fv := actionFormView{actionForm: af}
+		if typed.Get("op") == "action" && typed.Get("action") == af.Action {
+			fv.Value = typed.Get(af.Param)
+		}
+		rv.ActionForms = append(rv.ActionForms, fv)
 	}
 	if rv.CanEdit && len(kv.Edit) > 0 {
 		value := func(name string) string { return text(doc[name]) }
-		if typed != nil {
+		if typed.Get("op") == cimi.RelEdit {
 			value = typed.Get
 		}
-		rv.EditForm = editForm(id, kv, value)
+		rv.EditForm = editForm(formContext{ctx, u.res, s.Identity}, id, kv, value)
 	}
 	shown := map[string]bool{}
 	if kv.Details != nil {
 		rows, used := kv.Details(u.res, doc)
+		for _, a := range rows {
+			if a.Table == nil {
+				continue
+			}
+			for _, tr := range a.Table.Rows {
+				if tr.Button != nil {
+					tr.Button.Href = rv.Href
+				}
+			}
+		}
 		rv.Attrs = append(rv.Attrs, rows...)
 		for _, a := range used {
 			shown[a] = true
@@ -378,9 +425,12 @@ type editorView struct {
 	Back    string
 }
 
-// confirmView asks before a deletion.
+// confirmView asks before a deletion. Verb is the word of the kind's
+// deletion ("delete", "kill"), Question the same capitalised, Warning
+// what the deletion does.
 type confirmView struct {
-	ID, Action, Back string
+	ID, Action, Back        string
+	Verb, Question, Warning string
 }
 
 // readJSON reads the editor's text: it must be one JSON object.
@@ -524,10 +574,22 @@ func (u *UI) change(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, outcomePage(o, Prefix+k.Name), http.StatusSeeOther)
 	case "action":
 		verb := r.PostFormValue("action")
-		body, _ := json.Marshal(map[string]string{"resourceURI": cimi.DMTFNamespace + "Action", "action": cimi.ActionURI(verb)})
-		o, err := u.res.Action(r.Context(), s.Identity, id, body)
+		act := map[string]string{"resourceURI": cimi.DMTFNamespace + "Action", "action": cimi.ActionURI(verb)}
+		var err error
+		if p, ok := u.views[k.Name].ActionParams[verb]; ok {
+			act[p] = strings.TrimSpace(r.PostFormValue(p))
+			if act[p] == "" {
+				err = errs.Errorf(errs.Invalid, "Give the %s to %s.", p, strings.ReplaceAll(verb, "_", " "))
+			}
+		}
+		var o *api.Outcome
+		if err == nil {
+			body, _ := json.Marshal(act)
+			o, err = u.res.Action(r.Context(), s.Identity, id, body)
+		}
 		if err != nil {
-			u.fail(w, r, s, err)
+			// The resource is still there: show it with why.
+			u.refused(w, r, s, k, id, err, r.PostForm)
 			return
 		}
 		http.Redirect(w, r, outcomePage(o, page), http.StatusSeeOther)

@@ -29,13 +29,67 @@ type kindView struct {
 	Edit []field
 	// Details lays out the attributes a resource page shows first, in
 	// words, and names the attributes it used; the others follow as they
-	// are.
+	// are. The document holds its operations, for buttons about one row
+	// of a table (detach this disk).
 	Details func(res api.Resources, doc api.Document) (rows []attr, used []string)
+	// AddVerb and DeleteVerb are the words of the kind's pages for
+	// creating and deleting when the guide has its own ("run", "kill");
+	// "" keeps "create" and "delete".
+	AddVerb, DeleteVerb string
+	// DeleteWarning says on the confirmation page what the deletion does;
+	// "" for "This cannot be undone."
+	DeleteWarning string
+	// ActionParams are the actions whose body carries one attribute
+	// besides "action", by action: the form field of the same name fills
+	// it. They get no plain button; ActionForms or Details offer them.
+	ActionParams map[string]string
+	// ActionForms are small forms of a resource page for actions taking a
+	// parameter the person types, each shown when the action is offered.
+	ActionForms []actionForm
 }
 
 // kindViews is the table of the kinds with pages of their own.
 func kindViews() map[string]kindView {
-	return map[string]kindView{"Volume": volumeView()}
+	return map[string]kindView{"Volume": volumeView(), "Machine": machineView()}
+}
+
+// actionForm is a form of a resource page posting the action Action with
+// the typed value as its attribute Param. Its elements are ID + "-form",
+// the input ID + "-" + Param and the button ID + "-submit".
+type actionForm struct {
+	ID, Action, Param  string
+	Label, Placeholder string
+	Submit             string
+}
+
+// actionFormView is an action form on a page, with the value typed.
+type actionFormView struct {
+	actionForm
+	Value string
+}
+
+// actionButton posts the action Action to the resource page Href, with
+// Param = Value when Param is set; ID is the button's element id.
+type actionButton struct {
+	ID, Text, Action, Param, Value string
+	// Href is filled by the resource page: Details need not know it.
+	Href string
+}
+
+// table is a small table in the value of an attribute, such as the disks
+// of a machine. When Actions is set, the last column holds each row's
+// button, if any.
+type table struct {
+	Heads   []string
+	Rows    []tableRow
+	Actions bool
+}
+
+// tableRow is one row of a table; ID is its element id.
+type tableRow struct {
+	ID     string
+	Cells  []cellView
+	Button *actionButton
 }
 
 // column is one column of a collection page.
@@ -48,9 +102,10 @@ type column struct {
 }
 
 // cell is what a column shows of a document; Ref, when set, is the id
-// of a resource the text links to (if the UI knows its kind).
+// of a resource the text links to (if the UI knows its kind); Note is
+// shown small after the text.
 type cell struct {
-	Text, Ref string
+	Text, Ref, Note string
 }
 
 // genericColumns are the columns of a kind without columns of its own.
@@ -101,10 +156,11 @@ type quickView struct {
 	Options                []optionView
 }
 
-// optionView is one choice of a select box or of radio buttons.
+// optionView is one choice of a select box or of radio buttons; Label,
+// when set, is what a select box shows of it.
 type optionView struct {
-	ID, Value string
-	Checked   bool
+	ID, Value, Label string
+	Checked          bool
 }
 
 // quickFilters reads the quick filters of a page request: their views,

@@ -34,6 +34,9 @@ type memResources struct {
 	query   url.Values
 	body    string
 	selects []string
+	// configs adds the MachineConfiguration collection; set it before
+	// the first request.
+	configs bool
 }
 
 // last returns what the last query and write sent.
@@ -54,13 +57,18 @@ func (m *memResources) refusal(verb, id string, body []byte, selects []string) e
 func newMem() *memResources { return &memResources{docs: map[string]api.Document{}} }
 
 func (m *memResources) Kinds() []api.Kind {
-	return []api.Kind{
+	kinds := []api.Kind{
 		{Name: "ServiceMessage", Attr: "serviceMessages", AddRole: cimi.RoleAdmin},
 		{Name: "User", Attr: "users", AddRole: cimi.RoleAdmin, NameAttrs: []string{"username"}},
 		{Name: "Job", Attr: "jobs", ReadOnly: true},
 		{Name: "Volume", Attr: "volumes", AddRole: cimi.RoleUser},
-		{Name: "Machine", Attr: "machines", AddRole: cimi.RoleUser},
+		{Name: "Machine", Attr: "machines", AddRole: cimi.RoleUser,
+			Actions: []string{"stop", "start", "restart", "shutdown", "attach_volume", "detach_volume"}},
 	}
+	if m.configs {
+		kinds = append(kinds, api.Kind{Name: "MachineConfiguration", Attr: "machineConfigurations", AddRole: cimi.RoleAdmin})
+	}
+	return kinds
 }
 
 func (m *memResources) Kind(name string) (api.Kind, bool) {
@@ -85,7 +93,13 @@ func (m *memResources) withOps(who cimi.Identity, doc api.Document) api.Document
 	}
 	kind, _, _ := cimi.SplitID(doc["id"].(string))
 	if k, _ := m.Kind(kind); who.IsAdmin() && !k.ReadOnly {
-		out["operations"] = cimi.ResourceOperations(cimi.ACL{}, who, doc["id"].(string))
+		// As the gateway decorates: the actions of the kind follow
+		// edit and delete.
+		ops := cimi.ResourceOperations(cimi.ACL{}, who, doc["id"].(string))
+		for _, a := range k.Actions {
+			ops = append(ops, cimi.Operation{Rel: cimi.ActionURI(a), Href: doc["id"].(string) + "/" + a})
+		}
+		out["operations"] = ops
 	}
 	return out
 }
@@ -219,6 +233,9 @@ func (m *memResources) Delete(_ context.Context, who cimi.Identity, id string) (
 }
 
 func (m *memResources) Action(_ context.Context, _ cimi.Identity, id string, body []byte) (*api.Outcome, error) {
+	if err := m.refusal("action", id, body, nil); err != nil {
+		return nil, err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.calls = append(m.calls, "action "+id+" "+string(body))
@@ -327,9 +344,17 @@ func TestPagesEscapeHostileValues(t *testing.T) {
 	f.res.put(message("ServiceMessage/evil", hostile, attrHostile))
 	f.res.put(volume(diskU1, hostile, api.Document{"description": attrHostile, "machine": "Machine/" + hostile, "device": attrHostile,
 		"attachments": []any{attachment(hostile, attrHostile, true)}}))
+	f.res.put(machine(machM1, 42, api.Document{"name": hostile, "detailedState": attrHostile, "state": hostile, "hostname": attrHostile,
+		"image": map[string]any{"volume": hostile}, "stateMessage": hostile,
+		"disks":             []any{map[string]any{"role": hostile, "device": attrHostile, "volume": "Volume/" + attrHostile, "hotPlugged": true}},
+		"networkInterfaces": []any{map[string]any{"network": hostile, "ip": attrHostile}},
+		"context":           map[string]any{"sshKey": hostile, "pairs": []any{map[string]any{"key": attrHostile, "value": hostile}}}}))
 	cases := []struct {
 		name, path string
 	}{
+		{"machine list", "/webui/Machine"},
+		{"machine page", "/webui/Machine/" + machM1},
+		{"machine quick filter echoed", "/webui/Machine?name=" + url.QueryEscape(hostile) + "&type=" + url.QueryEscape(attrHostile)},
 		{"volume list", "/webui/Volume"},
 		{"volume page and its edit form", "/webui/Volume/" + diskU1},
 		{"quick filter echoed", "/webui/Volume?tag=" + url.QueryEscape(hostile) + "&state=" + url.QueryEscape(attrHostile)},
@@ -1038,4 +1063,464 @@ func TestVolumeEditAndDelete(t *testing.T) {
 			}
 		})
 	}
+}
+
+// machine is a Machine document as vmctl returns it (numbers as JSON
+// decodes them): m1.small from a Marketplace image, running, with a
+// volume attached at launch and one hot-plugged; extra attributes are
+// added or replace the defaults.
+func machine(uuid string, vmID int, extra api.Document) api.Document {
+	d := api.Document{"id": "Machine/" + uuid, "resourceURI": cimi.ResourceURI("Machine"), "uuid": uuid,
+		"vmId": float64(vmID), "name": fmt.Sprintf("one-%d", vmID), "owner": "alice",
+		"state": "STARTED", "detailedState": "Running", "stateChanged": "2025-02-03T04:06:00Z",
+		"type": "m1.small", "cpu": float64(1), "memory": float64(1572864), "swapMiB": float64(1536),
+		"image": map[string]any{"marketplace": "KhGzWhB9ZZv5ZkLSZqm6pkWx7ZF"},
+		"disks": []any{
+			map[string]any{"role": "root", "volume": "Volume/" + diskU2, "device": "vda", "sizeMiB": float64(10240)},
+			map[string]any{"role": "swap", "device": "vdb", "sizeMiB": float64(1536)},
+			map[string]any{"role": "persistent", "volume": "Volume/" + diskU3, "device": "vdc", "sizeMiB": float64(5120)},
+			map[string]any{"role": "persistent", "volume": "Volume/" + diskU1, "device": "vdd", "sizeMiB": float64(5120), "hotPlugged": true},
+			map[string]any{"role": "context", "device": "hdc", "readOnly": true},
+		},
+		"networkInterfaces": []any{map[string]any{"network": "public", "ip": "134.158.75.42", "mac": "0a:0a:86:9e:4b:2a"}},
+		"ip":                "134.158.75.42", "hostname": "vm-42.example.org",
+		"context": map[string]any{"method": "one", "sshKey": "ssh-ed25519 AAAAC3Nza alice@laptop",
+			"pairs": []any{map[string]any{"key": "ROLE", "value": "web server"}}},
+		"created": "2025-02-03T04:05:06Z", "updated": "2025-02-03T04:06:00Z",
+		"acl": map[string]any{"owner": map[string]any{"principal": "alice", "type": "USER"}}}
+	for k, v := range extra {
+		d[k] = v
+	}
+	return d
+}
+
+// machines puts a running machine (M1, vm 42) and a pending one (M2, vm
+// 43, 2 CPUs and 512 MiB from a volume, no disks yet).
+func (f *fixture) machines() {
+	f.res.put(machine(machM1, 42, nil))
+	f.res.put(machine(machM2, 43, api.Document{"name": "web", "state": "CREATING", "detailedState": "Pending",
+		"type": "t1.micro", "cpu": float64(2), "memory": float64(524288), "owner": "bob",
+		"image": map[string]any{"volume": diskU2}, "disks": nil, "networkInterfaces": nil, "hostname": "vm-43.example.org",
+		"ip": "134.158.75.43", "context": map[string]any{}}))
+}
+
+func TestMachineList(t *testing.T) {
+	t.Parallel()
+	f := newFixture()
+	f.machines()
+	w := f.do(t, req{method: http.MethodGet, path: "/webui/Machine", token: adminToken})
+	if w.Code != http.StatusOK {
+		t.Fatalf("status %d:\n%s", w.Code, w.Body)
+	}
+	contains(t, w.Body.String(), []string{
+		// The columns of stratus-describe-instance and more, each
+		// ordering the list by its attribute.
+		`<th><a href="/webui/Machine?%24orderby=vmId">vmId</a></th><th><a href="/webui/Machine?%24orderby=name">name</a></th>` +
+			`<th><a href="/webui/Machine?%24orderby=detailedState">state</a></th><th><a href="/webui/Machine?%24orderby=type">type</a></th>` +
+			`<th><a href="/webui/Machine?%24orderby=cpu">cpu</a></th><th><a href="/webui/Machine?%24orderby=memory">memory</a></th>` +
+			`<th><a href="/webui/Machine?%24orderby=ip">ip</a></th><th><a href="/webui/Machine?%24orderby=hostname">hostname</a></th>` +
+			`<th><a href="/webui/Machine?%24orderby=owner">owner</a></th><th><a href="/webui/Machine?%24orderby=created">created</a></th>`,
+		// The vm id links to the machine; the memory (KiB) reads in GiB
+		// or MiB; the DMTF state follows the StratusLab one.
+		`<tr id="row-` + machM1 + `"><td><a href="/webui/Machine/` + machM1 + `">42</a></td><td>one-42</td>` +
+			`<td>Running <small class="note">STARTED</small></td><td>m1.small</td><td>1</td><td>1.5 GiB</td>` +
+			`<td>134.158.75.42</td><td>vm-42.example.org</td><td>alice</td><td>2025-02-03T04:05:06Z</td></tr>`,
+		`<tr id="row-` + machM2 + `"><td><a href="/webui/Machine/` + machM2 + `">43</a></td><td>web</td>` +
+			`<td>Pending <small class="note">CREATING</small></td><td>t1.micro</td><td>2</td><td>512 MiB</td>`,
+		`<a class="button" id="add" href="/webui/Machine?op=add">run</a>`,
+		`<select id="quick-detailedState" name="detailedState"><option value="">any</option><option value="Pending">Pending</option>`,
+		`<option value="Stopped">Stopped</option></select>`,
+		`<input id="quick-type" name="type" type="text"`, `<input id="quick-name" name="name" type="text"`,
+		`<span id="range">1–2 of 2</span>`,
+	}, []string{`id="clear"`, `<th>description</th>`})
+}
+
+func TestMachineQuickFilters(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, query string
+		filters     []string // the $filter values sent
+		page        []string
+	}{
+		{name: "state", query: "detailedState=Running", filters: []string{"detailedState = 'Running'"},
+			page: []string{`<option value="Running" selected>`, `id="clear"`}},
+		{name: "type and name, in the boxes' order", query: "name=web&type=m1.small", filters: []string{"type = 'm1.small' and name = 'web'"},
+			page: []string{`<input id="quick-type" name="type" type="text" size="16" value="m1.small">`}},
+		{name: "name with quotes stays one value", query: "name=" + url.QueryEscape(`x' or owner = 'bob`),
+			filters: []string{`name = 'x'' or owner = ''bob'`}},
+		{name: "with a typed filter and an order", query: "detailedState=Done&%24filter=" + url.QueryEscape("cpu > 1") + "&%24orderby=vmId",
+			filters: []string{"cpu > 1", "detailedState = 'Done'"},
+			page:    []string{`<input type="hidden" name="$orderby" value="vmId">`, `<option value="Done" selected>`}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture()
+			f.machines()
+			w := f.do(t, req{method: http.MethodGet, path: "/webui/Machine?" + c.query, token: adminToken})
+			if w.Code != http.StatusOK {
+				t.Fatalf("status %d:\n%s", w.Code, w.Body)
+			}
+			q, _, _ := f.res.last()
+			if got := q["$filter"]; !slices.Equal(got, c.filters) {
+				t.Errorf("$filter %q, want %q", got, c.filters)
+			}
+			// Each quick filter is one comparison, whatever its value.
+			quick := q["$filter"][len(q["$filter"])-1]
+			e, err := cimi.ParseFilter(quick)
+			if err != nil {
+				t.Fatalf("the quick filter %q does not parse: %v", quick, err)
+			}
+			var cmps []*cimi.Comparison
+			switch e := e.(type) {
+			case *cimi.Comparison:
+				cmps = append(cmps, e)
+			case *cimi.Logical:
+				for _, term := range e.Terms {
+					cmp, ok := term.(*cimi.Comparison)
+					if !ok || e.Op != cimi.And {
+						t.Fatalf("the quick filter %q reads back as %#v", quick, e)
+					}
+					cmps = append(cmps, cmp)
+				}
+			}
+			for _, cmp := range cmps {
+				if a := cmp.Attr.Path[0]; cmp.Op != cimi.Eq || cmp.Value.Str != f.queryValue(t, c.query, a) {
+					t.Errorf("%q reads back as %s %v %q", quick, a, cmp.Op, cmp.Value.Str)
+				}
+			}
+			contains(t, w.Body.String(), c.page, nil)
+		})
+	}
+}
+
+// queryValue returns the value of the quick filter a in query.
+func (f *fixture) queryValue(t *testing.T, query, a string) string {
+	t.Helper()
+	v, err := url.ParseQuery(query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.Get(a)
+}
+
+func TestMachineCreateForm(t *testing.T) {
+	t.Parallel()
+	t.Run("the form", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture()
+		w := f.do(t, req{method: http.MethodGet, path: "/webui/Machine?op=add", token: adminToken})
+		if w.Code != http.StatusOK {
+			t.Fatalf("status %d:\n%s", w.Code, w.Body)
+		}
+		contains(t, w.Body.String(), []string{
+			`<h1>Run a Machine</h1>`,
+			`<form class="fields" id="create-form" method="post" action="/webui/Machine">`,
+			`<input id="create-image" name="image" type="text" size="40" maxlength="4096" value="" placeholder="Marketplace id or volume uuid" required>`,
+			// Without a MachineConfiguration collection, the standard
+			// types, m1.small chosen.
+			`<select id="create-type" name="type"><option value="t1.micro">t1.micro: 1 CPU, 512 MiB RAM, 512 MiB swap</option>` +
+				`<option value="m1.small" selected>m1.small: 1 CPU, 1.5 GiB RAM, 1.5 GiB swap</option>`,
+			`<option value="c1.xlarge">c1.xlarge: 4 CPUs, 6 GiB RAM, 6 GiB swap</option></select>`,
+			`<input id="create-cpu" name="cpu" type="number" step="1" min="1" value="">`,
+			`<input id="create-ram" name="ram" type="number" step="1" min="1" value="">`,
+			`<input id="create-swap" name="swap" type="number" step="1" value="">`,
+			`<input id="create-name" name="name" type="text"`,
+			`<textarea id="create-sshKey" name="sshKey"`, `<textarea id="create-context" name="context"`,
+			`<input type="radio" id="create-network-public" name="network" value="public" checked>`,
+			`<input type="radio" id="create-network-local" name="network" value="local">`,
+			`<input type="radio" id="create-network-private" name="network" value="private">`,
+			`<input id="create-volatileDisk" name="volatileDisk" type="number" step="1" min="1" value="">`,
+			`<input id="create-persistentDisk" name="persistentDisk" type="text"`,
+			`<button id="create-submit" type="submit">run</button>`,
+		}, nil)
+	})
+	t.Run("types from MachineConfiguration", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture()
+		f.res.configs = true
+		w := f.do(t, req{method: http.MethodGet, path: "/webui/Machine?op=add", token: adminToken})
+		// An empty collection: the standard table still.
+		contains(t, w.Body.String(), []string{`<option value="m1.small" selected>`, `<option value="c1.xlarge">`}, nil)
+		f.res.put(api.Document{"id": "MachineConfiguration/big", "name": "x1.big", "cpu": float64(16), "memory": float64(64 << 20), "swapMiB": float64(0)})
+		f.res.put(api.Document{"id": "MachineConfiguration/small", "name": "m1.small", "cpu": float64(1), "memory": float64(1572864), "swapMiB": float64(1536)})
+		f.res.put(api.Document{"id": "MachineConfiguration/nameless", "cpu": float64(1)})
+		w = f.do(t, req{method: http.MethodGet, path: "/webui/Machine?op=add", token: adminToken})
+		contains(t, w.Body.String(), []string{
+			`<select id="create-type" name="type"><option value="x1.big">x1.big: 16 CPUs, 64 GiB RAM</option>` +
+				`<option value="m1.small" selected>m1.small: 1 CPU, 1.5 GiB RAM, 1.5 GiB swap</option></select>`,
+		}, []string{"c1.xlarge"})
+	})
+	full := url.Values{"op": {"add"}, "image": {" KhGzWhB9ZZv5ZkLSZqm6pkWx7ZF "}, "type": {"m1.large"}, "cpu": {"2"}, "ram": {"2048"},
+		"swap": {"1024"}, "name": {"web"}, "sshKey": {"ssh-ed25519 AAAA alice@laptop\r\n"},
+		"context": {"ROLE=web server\r\n\r\n  URL = http://x/?a=b\r\n"}, "network": {"private"}, "volatileDisk": {"10"},
+		"persistentDisk": {diskU1}}
+	fullBody := `{"context":[{"key":"ROLE","value":"web server"},{"key":"URL","value":" http://x/?a=b"}],"cpu":2,` +
+		`"image":"KhGzWhB9ZZv5ZkLSZqm6pkWx7ZF","name":"web","network":"private","persistentDisks":["` + diskU1 + `"],` +
+		`"ram":2048,"sshKey":"ssh-ed25519 AAAA alice@laptop","swap":1024,"type":"m1.large","volatileDisks":[10]}`
+	with := func(k, v string) url.Values {
+		out := url.Values{}
+		for k, vs := range full {
+			out[k] = vs
+		}
+		out.Set(k, v)
+		return out
+	}
+	cases := []struct {
+		name     string
+		async    bool
+		fail     error
+		form     url.Values
+		status   int
+		location string
+		body     string // what Create was sent; "" when it was not called
+		page     []string
+	}{
+		{name: "run", form: full, status: http.StatusSeeOther, location: "/webui/Machine/n1", body: fullBody},
+		{name: "accepted: the job", async: true, form: full, status: http.StatusSeeOther, location: "/webui/Job/j1", body: fullBody},
+		{name: "only the image: the server's defaults", form: url.Values{"op": {"add"}, "image": {diskU2}, "type": {"m1.small"},
+			"cpu": {""}, "ram": {" "}, "context": {"\r\n"}, "network": {"public"}, "volatileDisk": {""}, "persistentDisk": {" "}},
+			status: http.StatusSeeOther, location: "/webui/Machine/n1", body: `{"image":"` + diskU2 + `","network":"public","type":"m1.small"}`},
+		{name: "refused by the server, values kept", fail: errs.New(errs.Invalid, "The machine type m1.large needs 6144 MiB of RAM; no host has that much."),
+			form: full, status: http.StatusBadRequest, body: fullBody,
+			page: []string{`<p class="error" role="alert">The machine type m1.large needs 6144 MiB of RAM; no host has that much.</p>`,
+				`<h1>Run a Machine</h1>`,
+				`value=" KhGzWhB9ZZv5ZkLSZqm6pkWx7ZF "`, `<option value="m1.large" selected>`, `<option value="m1.small">`,
+				`id="create-cpu" name="cpu" type="number" step="1" min="1" value="2"`, `value="2048"`, `value="1024"`, `value="web"`,
+				">ssh-ed25519 AAAA alice@laptop\r\n</textarea>", ">ROLE=web server\r\n\r\n  URL = http://x/?a=b\r\n</textarea>",
+				`id="create-network-private" name="network" value="private" checked>`, `value="10"`, `value="` + diskU1 + `"`}},
+		{name: "a context line without =", form: with("context", "A=1\r\nnot a pair"), status: http.StatusBadRequest,
+			page: []string{`Line 2 of the context pairs, &#34;not a pair&#34;, is not KEY=value`, ">A=1\r\nnot a pair</textarea>", `value="web"`}},
+		{name: "a context line without key", form: with("context", "=1"), status: http.StatusBadRequest,
+			page: []string{`Line 1 of the context pairs, &#34;=1&#34;, is not KEY=value`}},
+		{name: "cpu not a number", form: with("cpu", "two"), status: http.StatusBadRequest,
+			page: []string{"The CPUs must be a whole number of at least 1, not &#34;two&#34;.", `value="two"`}},
+		{name: "swap not a number", form: with("swap", "1.5"), status: http.StatusBadRequest,
+			page: []string{"The swap (MiB) must be a whole number, not &#34;1.5&#34;."}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture()
+			f.res.async = c.async
+			if c.fail != nil {
+				f.res.fail = map[string]error{"create Machine": c.fail}
+			}
+			w := f.do(t, req{method: http.MethodPost, path: "/webui/Machine", form: c.form, token: adminToken})
+			if w.Code != c.status {
+				t.Fatalf("status %d, want %d:\n%s", w.Code, c.status, w.Body)
+			}
+			if got := w.Header().Get("Location"); got != c.location {
+				t.Errorf("Location %q, want %q", got, c.location)
+			}
+			if _, body, _ := f.res.last(); body != c.body {
+				t.Errorf("Create was sent\n%s\nwant\n%s", body, c.body)
+			}
+			contains(t, w.Body.String(), c.page, nil)
+		})
+	}
+}
+
+func TestMachinePage(t *testing.T) {
+	t.Parallel()
+	f := newFixture()
+	f.machines()
+	m3 := "5e5e5e5e-0000-4000-8000-0000000000a3"
+	f.res.put(machine(m3, 44, api.Document{"state": "ERROR", "detailedState": "Failed", "stateMessage": "No host has 64 GiB of RAM free.",
+		"image":  map[string]any{"url": "http://img.example.org/a.qcow2", "bytes": float64(1 << 30), "sha1": "ab12"},
+		"memory": float64(1000 * 1024), "host": "Host/node-1", "savedVolume": diskU3, "disks": []any{}, "networkInterfaces": []any{},
+		"context": map[string]any{"method": "cloud-init", "cloudInit": "ssh,key#none,script.sh", "files": map[string]any{"script.sh": "IyEvYmluL3No"},
+			"userData": "Content-Type: multipart"}}))
+	m1 := "/webui/Machine/" + machM1
+	cases := []struct {
+		name, path, token string
+		want, notWant     []string
+	}{
+		{"running, as one who may act", m1, adminToken, []string{
+			`<td id="attr-vmId">42</td>`, `<td id="attr-uuid">` + machM1 + `</td>`, `<td id="attr-name">one-42</td>`,
+			`<td id="attr-state">Running <small class="note">STARTED</small></td>`, `<td id="attr-type">m1.small</td>`,
+			`<td id="attr-cpu">1</td>`, `<td id="attr-memory">1.5 GiB</td>`, `<td id="attr-swap">1.5 GiB</td>`,
+			`<td id="attr-image">KhGzWhB9ZZv5ZkLSZqm6pkWx7ZF <small class="note">Marketplace</small></td>`,
+			`<td id="attr-ip">134.158.75.42</td>`, `<td id="attr-hostname">vm-42.example.org</td>`, `<td id="attr-owner">alice</td>`,
+			`<td id="attr-ssh-key">ssh-ed25519 AAAAC3Nza alice@laptop</td>`,
+			`<td id="attr-context"><ul><li>method one</li><li>ROLE=web server</li></ul></td>`,
+			// The interfaces and disks as small tables.
+			`<tr id="nic-0"><td>public</td><td>134.158.75.42</td><td>0a:0a:86:9e:4b:2a</td></tr>`,
+			`<tr id="disk-vda"><td>vda</td><td>root</td><td><a href="/webui/Volume/` + diskU2 + `">` + diskU2 + `</a></td><td>10 GiB</td>` +
+				`<td>read-write</td><td>at launch</td><td></td></tr>`,
+			`<tr id="disk-vdb"><td>vdb</td><td>swap</td><td>—</td><td>1.5 GiB</td>`,
+			`<tr id="disk-hdc"><td>hdc</td><td>context</td><td>—</td><td></td><td>read-only</td>`,
+			// Only the hot-plugged volume may be detached.
+			`<tr id="disk-vdd"><td>vdd</td><td>persistent</td><td><a href="/webui/Volume/` + diskU1 + `">` + diskU1 + `</a></td>` +
+				`<td>5 GiB</td><td>read-write</td><td>hot-plugged</td><td><form class="inline" method="post" action="` + m1 + `">` +
+				`<input type="hidden" name="op" value="action"><input type="hidden" name="action" value="detach_volume">` +
+				`<input type="hidden" name="volume" value="` + diskU1 + `"><button id="detach-` + diskU1 + `" type="submit">detach</button></form></td></tr>`,
+			// The buttons of the actions the machine offers, kill first.
+			`<a class="button" id="kill" href="` + m1 + `?op=delete">kill</a>`,
+			`<input type="hidden" name="action" value="stop"><button id="action-stop" type="submit">stop</button>`,
+			`<input type="hidden" name="action" value="start"><button id="action-start" type="submit">start</button>`,
+			`<input type="hidden" name="action" value="restart"><button id="action-restart" type="submit">restart</button>`,
+			`<input type="hidden" name="action" value="shutdown"><button id="action-shutdown" type="submit">shutdown</button>`,
+			`<form class="action" id="attach-form" method="post" action="` + m1 + `">`,
+			`<input type="hidden" name="action" value="attach_volume">`,
+			`<input id="attach-volume" name="volume" type="text" size="40" value="" placeholder="volume uuid" required>`,
+			`<button id="attach-submit" type="submit">attach</button>`,
+			// The rest follows as it is.
+			`<td id="attr-id">Machine/` + machM1 + `</td>`, `<td id="attr-created">2025-02-03T04:05:06Z</td>`,
+		}, []string{`id="delete"`, `id="detach-` + diskU3, `id="detach-` + diskU2, `id="action-attach_volume"`,
+			`id="action-detach_volume"`, `<th>detailedState</th>`, `<th>networkInterfaces</th>`, `id="attr-host"`}},
+		{"failed, built from a URL", "/webui/Machine/" + m3, adminToken, []string{
+			`<td id="attr-state">Failed <small class="note">ERROR</small></td>`,
+			`<td id="attr-state-message">No host has 64 GiB of RAM free.</td>`,
+			`<td id="attr-image">http://img.example.org/a.qcow2 <small class="note">1073741824 bytes, SHA-1 ab12</small></td>`,
+			`<td id="attr-memory">1000 MiB</td>`, `<td id="attr-host">Host/node-1</td>`,
+			`<td id="attr-saved-volume"><a href="/webui/Volume/` + diskU3 + `">` + diskU3 + `</a></td>`,
+			`<td id="attr-disks">none</td>`, `<td id="attr-interfaces">none</td>`,
+			`<td id="attr-context"><ul><li>method cloud-init</li><li>cloud-init ssh,key#none,script.sh</li><li>1 files</li><li>user data, 23 bytes</li></ul></td>`,
+		}, []string{"IyEvYmluL3No"}},
+		{"pending, from a volume", "/webui/Machine/" + machM2, adminToken, []string{
+			`<td id="attr-image"><a href="/webui/Volume/` + diskU2 + `">` + diskU2 + `</a> <small class="note">volume</small></td>`,
+			`<td id="attr-state">Pending <small class="note">CREATING</small></td>`, `<td id="attr-memory">512 MiB</td>`,
+			`<td id="attr-context">none</td>`,
+		}, []string{`id="attr-ssh-key"`}},
+		{"as a reader: no buttons", m1, "", []string{`<td id="attr-state">Running`, `id="view-json"`, `<td>hot-plugged</td></tr>`},
+			[]string{`id="kill"`, `id="action-`, `id="attach-form"`, `id="detach-`, `<th></th>`}},
+		{"kill asks first", m1 + "?op=delete", adminToken, []string{`<h1>Kill Machine/` + machM1 + `</h1>`,
+			`<p>Kill <strong>Machine/` + machM1 + `</strong>? The machine is destroyed at once`,
+			`<input type="hidden" name="op" value="delete">`, `<button id="confirm-kill" type="submit">kill</button>`},
+			[]string{`id="confirm-delete"`}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			w := f.do(t, req{method: http.MethodGet, path: c.path, token: c.token})
+			if w.Code != http.StatusOK {
+				t.Fatalf("status %d:\n%s", w.Code, w.Body)
+			}
+			contains(t, w.Body.String(), c.want, c.notWant)
+		})
+	}
+}
+
+func TestMachineActions(t *testing.T) {
+	t.Parallel()
+	page := "/webui/Machine/" + machM1
+	action := func(verb, extra string) string {
+		return `{"action":"http://schemas.dmtf.org/cimi/1/action/` + verb + `","resourceURI":"http://schemas.dmtf.org/cimi/1/Action"` + extra + `}`
+	}
+	cases := []struct {
+		name     string
+		async    bool
+		fail     error
+		form     url.Values
+		status   int
+		location string
+		call     string
+		body     string // what Action was sent; "" when it was not called
+		page     []string
+	}{
+		{name: "stop", form: url.Values{"op": {"action"}, "action": {"stop"}}, status: http.StatusSeeOther, location: page,
+			call: "action Machine/" + machM1 + " " + action("stop", ""), body: action("stop", "")},
+		{name: "start", form: url.Values{"op": {"action"}, "action": {"start"}}, status: http.StatusSeeOther, location: page, body: action("start", "")},
+		{name: "restart", form: url.Values{"op": {"action"}, "action": {"restart"}}, status: http.StatusSeeOther, location: page, body: action("restart", "")},
+		{name: "shutdown still going on: its job", async: true, form: url.Values{"op": {"action"}, "action": {"shutdown"}},
+			status: http.StatusSeeOther, location: "/webui/Job/j1", body: action("shutdown", "")},
+		{name: "a stray volume is not sent with a plain action", form: url.Values{"op": {"action"}, "action": {"stop"}, "volume": {diskU2}},
+			status: http.StatusSeeOther, location: page, body: action("stop", "")},
+		{name: "attach", form: url.Values{"op": {"action"}, "action": {"attach_volume"}, "volume": {" " + diskU2 + " "}},
+			status: http.StatusSeeOther, location: page, body: action("attach_volume", `,"volume":"`+diskU2+`"`)},
+		{name: "detach", form: url.Values{"op": {"action"}, "action": {"detach_volume"}, "volume": {diskU1}},
+			status: http.StatusSeeOther, location: page, body: action("detach_volume", `,"volume":"`+diskU1+`"`)},
+		{name: "attach without a volume", form: url.Values{"op": {"action"}, "action": {"attach_volume"}, "volume": {"  "}},
+			status: http.StatusBadRequest, page: []string{`<p class="error" role="alert">Give the volume to attach volume.</p>`}},
+		{name: "detach of a disk attached at launch", fail: errs.New(errs.Conflict, "Disk have not been hot-plugged"),
+			form: url.Values{"op": {"action"}, "action": {"detach_volume"}, "volume": {diskU3}}, status: http.StatusConflict,
+			body: action("detach_volume", `,"volume":"`+diskU3+`"`),
+			page: []string{`<p class="error" role="alert">Disk have not been hot-plugged</p>`, `<td id="attr-state">Running`,
+				`id="detach-` + diskU1 + `"`, `<input id="attach-volume" name="volume" type="text" size="40" value=""`}},
+		{name: "attach of a volume held elsewhere keeps the uuid typed",
+			fail: errs.New(errs.Conflict, "Volume "+diskU2+" is attached to Machine/"+machM2+"."),
+			form: url.Values{"op": {"action"}, "action": {"attach_volume"}, "volume": {diskU2}}, status: http.StatusConflict,
+			body: action("attach_volume", `,"volume":"`+diskU2+`"`),
+			page: []string{`<p class="error" role="alert">Volume ` + diskU2 + ` is attached to Machine/` + machM2 + `.</p>`,
+				`<input id="attach-volume" name="volume" type="text" size="40" value="` + diskU2 + `"`}},
+		{name: "stop refused", fail: errs.New(errs.Forbidden, "You may not stop Machine/"+machM1+"."),
+			form: url.Values{"op": {"action"}, "action": {"stop"}}, status: http.StatusForbidden, body: action("stop", ""),
+			page: []string{`<p class="error" role="alert">You may not stop Machine/` + machM1 + `.</p>`, `<td id="attr-vmId">42</td>`, `id="action-stop"`}},
+		{name: "kill", form: url.Values{"op": {"delete"}}, status: http.StatusSeeOther, location: "/webui/Machine", call: "delete Machine/" + machM1},
+		{name: "kill refused", fail: errs.New(errs.Forbidden, "Not enough rights to kill the machine."),
+			form: url.Values{"op": {"delete"}}, status: http.StatusForbidden,
+			page: []string{`<p class="error" role="alert">Not enough rights to kill the machine.</p>`, `<td id="attr-vmId">42</td>`}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture()
+			f.machines()
+			f.res.async = c.async
+			if c.fail != nil {
+				verb := c.form.Get("op")
+				f.res.fail = map[string]error{verb + " Machine/" + machM1: c.fail}
+			}
+			w := f.do(t, req{method: http.MethodPost, path: page, form: c.form, token: adminToken})
+			if w.Code != c.status {
+				t.Fatalf("status %d, want %d:\n%s", w.Code, c.status, w.Body)
+			}
+			if got := w.Header().Get("Location"); got != c.location {
+				t.Errorf("Location %q, want %q", got, c.location)
+			}
+			if c.call != "" && !slices.Contains(f.res.calls, c.call) {
+				t.Errorf("calls %q lack %q", f.res.calls, c.call)
+			}
+			if _, body, _ := f.res.last(); body != c.body {
+				t.Errorf("Action was sent\n%s\nwant\n%s", body, c.body)
+			}
+			contains(t, w.Body.String(), c.page, nil)
+		})
+	}
+}
+
+func TestSizes(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		kib  any
+		want string
+	}{
+		{float64(1572864), "1.5 GiB"}, {float64(524288), "512 MiB"}, {float64(8 << 20), "8 GiB"}, {float64(1280 * 1024), "1.25 GiB"},
+		{float64(1000 * 1024), "1000 MiB"}, {float64(1023 * 1024), "1023 MiB"}, {float64(1536), "1536 KiB"}, {json.Number("3145728"), "3 GiB"},
+		{float64(0), "0 MiB"}, {"lots", "lots"}, {nil, ""}, {float64(1.5), "1.5"},
+	}
+	for _, c := range cases {
+		if got := memory(c.kib); got != c.want {
+			t.Errorf("memory(%v) = %q, want %q", c.kib, got, c.want)
+		}
+	}
+}
+
+func FuzzParsePairs(f *testing.F) {
+	for _, s := range []string{"A=1", "A=1\nB=2", "A=1\r\nB = x=y \r\n\r\n", "=1", "nothing", " K =", "\n\n", "É=ü\nX==="} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ps, err := parsePairs("context pairs", s)
+		if err != nil {
+			if errs.CodeOf(err) != errs.Invalid {
+				t.Fatalf("error %v is not invalid", err)
+			}
+			return
+		}
+		// Every pair comes from one line, whole: written back as
+		// KEY=value lines, they read the same.
+		var lines []string
+		for _, p := range ps {
+			if p.Key == "" || p.Key != strings.TrimSpace(p.Key) || strings.ContainsAny(p.Key, "=\n") || strings.Contains(p.Value, "\n") {
+				t.Fatalf("pair %+v from %q", p, s)
+			}
+			lines = append(lines, p.Key+"="+p.Value)
+		}
+		again, err := parsePairs("context pairs", strings.Join(lines, "\n"))
+		if err != nil || !slices.Equal(again, ps) {
+			t.Fatalf("%q → %+v → %+v (%v)", s, ps, again, err)
+		}
+	})
 }

@@ -1,0 +1,320 @@
+package scheduler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+	"google.golang.org/protobuf/proto"
+
+	"stratuslab.dev/platform/bus"
+	"stratuslab.dev/platform/cimi"
+	"stratuslab.dev/platform/errs"
+	"stratuslab.dev/platform/store"
+	cimiv1 "stratuslab.dev/proto/stratus/cimi/v1"
+	commonv1 "stratuslab.dev/proto/stratus/common/v1"
+	machinev1 "stratuslab.dev/proto/stratus/machine/v1"
+	volumev1 "stratuslab.dev/proto/stratus/volume/v1"
+	"stratuslab.dev/proto/subject"
+	"stratuslab.dev/services/vmctl/internal/addresses"
+	"stratuslab.dev/services/vmctl/internal/hosts"
+	"stratuslab.dev/services/vmctl/internal/machine"
+)
+
+// diskSpace names the uuids of the volumes a machine's disks get, derived
+// from the machine uuid and the disk, so that a resumed step asks pdisk
+// for the same volume.
+var diskSpace = uuid.MustParse("3f1d8f4e-2b7a-5c39-8d0e-6a4b1c9e7f21")
+
+func diskUUID(machineUUID, role string, i int) string {
+	return uuid.NewSHA1(diskSpace, fmt.Appendf(nil, "%s/%s/%d", machineUUID, role, i)).String()
+}
+
+// Handle carries out the scheduler's own commands: deploy and teardown.
+func (s *Scheduler) Handle(ctx context.Context, cmd *bus.Command) (bus.Result, error) {
+	var ref commonv1.ResourceRef
+	if err := cmd.Decode(&ref); err != nil {
+		return bus.Result{}, bus.Permanent(err)
+	}
+	_, id, err := cimi.SplitID(ref.GetId())
+	if err != nil {
+		return bus.Result{}, bus.Permanent(errs.Errorf(errs.Invalid, "%q is not a machine id.", ref.GetId()))
+	}
+	switch {
+	case strings.HasSuffix(cmd.Subject(), "."+VerbDeploy):
+		err = s.deploy(ctx, id)
+	case strings.HasSuffix(cmd.Subject(), "."+VerbTeardown):
+		err = s.teardown(ctx, id, machine.Done, "")
+	default:
+		err = errs.Errorf(errs.Invalid, "vmctl has no command %s.", cmd.Subject())
+	}
+	if err != nil {
+		switch errs.CodeOf(err) {
+		case errs.Internal, errs.Unavailable, errs.Timeout:
+		default:
+			err = bus.Permanent(err)
+		}
+		return bus.Result{}, err
+	}
+	return bus.Result{Affected: []string{machine.ID(id)}}, nil
+}
+
+// load reads a machine.
+func (s *Scheduler) load(ctx context.Context, id string) (*machine.Machine, uint64, error) {
+	doc, err := s.cfg.Machines.Get(ctx, machine.ID(id))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, 0, errs.Errorf(errs.NotFound, "Machine %s does not exist.", id)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("vmctl: read machine %s: %w", id, err)
+	}
+	m, err := machine.Decode(doc.Body)
+	return m, doc.Revision, err
+}
+
+// save writes m at revision rev and announces the change; a conflict
+// means someone else moved the machine: the caller reads it again.
+func (s *Scheduler) save(ctx context.Context, m *machine.Machine, rev uint64) error {
+	m.Updated = m.StateChanged
+	body, err := m.Encode()
+	if err != nil {
+		return err
+	}
+	if _, err := s.cfg.Machines.Put(ctx, machine.ID(m.UUID), body, rev); err != nil {
+		return fmt.Errorf("vmctl: write machine %s: %w", m.UUID, err)
+	}
+	v := *m
+	v.Command = ""
+	data, _ := json.Marshal(&v)
+	ev := &cimiv1.ResourceChanged{Kind: machine.Kind, Id: machine.ID(m.UUID), Json: data}
+	msgID := fmt.Sprintf("%s.%d", m.UUID, rev+1)
+	if err := s.cfg.Bus.Publish(ctx, subject.Event(subject.Vmctl, subject.ResourceMachine, subject.EventUpdated), ev, msgID); err != nil {
+		s.log.Warn("cannot announce a machine's change", "machine", m.UUID, "error", err)
+	}
+	return nil
+}
+
+// deploy moves a machine from Pending to Running, one state at a time.
+func (s *Scheduler) deploy(ctx context.Context, id string) error {
+	for {
+		m, rev, err := s.load(ctx, id)
+		if err != nil {
+			return err
+		}
+		var next machine.Detailed
+		var stepErr error
+		switch m.DetailedState {
+		case machine.Pending:
+			next, stepErr = s.place(ctx, m)
+		case machine.Prolog:
+			next, stepErr = s.prolog(ctx, m)
+		case machine.Boot:
+			next, stepErr = s.boot(ctx, m)
+		default:
+			return nil // running, ending or ended: nothing to deploy
+		}
+		if stepErr != nil {
+			if transient(stepErr) {
+				return stepErr
+			}
+			s.log.Info("machine failed", "machine", id, "vm", m.VMID, "state", m.DetailedState, "reason", stepErr)
+			return s.teardown(ctx, id, machine.Failed, errs.MessageOf(stepErr))
+		}
+		m.SetState(next, "", s.cfg.Now())
+		if err := s.save(ctx, m, rev); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				continue // killed meanwhile, or another replica moved it
+			}
+			return err
+		}
+	}
+}
+
+func transient(err error) bool {
+	switch errs.CodeOf(err) {
+	case errs.Internal, errs.Unavailable, errs.Timeout:
+		return true
+	}
+	return false
+}
+
+// place reserves room on a host.
+func (s *Scheduler) place(ctx context.Context, m *machine.Machine) (machine.Detailed, error) {
+	host, err := s.cfg.Hosts.Place(ctx, m.UUID, m.CPU, m.Memory>>10)
+	if err != nil {
+		return "", err
+	}
+	m.Host = hosts.DocumentID(host)
+	return machine.Prolog, nil
+}
+
+// owner is the identity pdisk sees: the machine's owner.
+func owner(m *machine.Machine) *commonv1.Actor {
+	return &commonv1.Actor{User: m.Owner, Roles: []string{cimi.RoleUser}}
+}
+
+// prolog gathers the disks from pdisk.
+func (s *Scheduler) prolog(ctx context.Context, m *machine.Machine) (machine.Detailed, error) {
+	for i := range m.Disks {
+		d := &m.Disks[i]
+		step := fmt.Sprintf("disk-%d", i)
+		var subj string
+		var msg proto.Message
+		switch {
+		case d.Role == machine.RoleRoot && m.Image.URL != "":
+			d.Volume = "Volume/" + diskUUID(m.UUID, d.Role, i)
+			subj, msg = subject.CmdVolumeGetImage, &volumev1.GetImageVolume{
+				Uuid: strings.TrimPrefix(d.Volume, "Volume/"), ImageId: "sha1-" + m.Image.SHA1, Urls: []string{m.Image.URL},
+				Bytes: uint64(m.Image.Bytes), Sha1: m.Image.SHA1, Owner: m.Owner, MachineUuid: m.UUID,
+				Type: volumev1.VolumeType_VOLUME_TYPE_MACHINE_IMAGE_LIVE,
+			}
+		case d.Role == machine.RoleVolatile:
+			d.Volume = "Volume/" + diskUUID(m.UUID, d.Role, i)
+			subj, msg = subject.CmdVolumeCreate, &volumev1.CreateVolume{
+				Uuid: strings.TrimPrefix(d.Volume, "Volume/"), SizeGib: uint32(d.SizeMiB >> 10), Owner: m.Owner,
+				VolatileForMachineUuid: m.UUID, Tag: fmt.Sprintf("volatile disk of machine %d", m.VMID),
+			}
+		case d.Volume != "":
+			subj, msg = subject.CmdVolumeAttach, &volumev1.AttachVolume{
+				Uuid: strings.TrimPrefix(d.Volume, "Volume/"), MachineUuid: m.UUID, Device: d.Device,
+			}
+		default:
+			return "", errs.Errorf(errs.Invalid, "The %s disk %s has no source this cloud can use.", d.Role, d.Device)
+		}
+		if _, err := s.callAs(ctx, owner(m), subj, stepID(m.UUID, step), msg); err != nil {
+			return "", err
+		}
+	}
+	return machine.Boot, nil
+}
+
+// callAs is call with an actor.
+func (s *Scheduler) callAs(ctx context.Context, actor *commonv1.Actor, subj, commandID string, msg proto.Message) (bus.Outcome, error) {
+	return s.call(bus.WithActor(ctx, actor), subj, commandID, msg)
+}
+
+// volume reads where pdisk keeps a volume.
+func (s *Scheduler) volume(ctx context.Context, id string) (turl, format string, err error) {
+	var doc cimiv1.ResourceDocument
+	req := &cimiv1.GetResourceRequest{Id: id}
+	if err := s.cfg.Bus.Request(ctx, subject.CimiQuery(subject.Pdisk, subject.OpCimiGet), &commonv1.Actor{Roles: []string{cimi.RoleAdmin}}, req, &doc); err != nil {
+		return "", "", err
+	}
+	var v struct {
+		TURL   string `json:"turl"`
+		Path   string `json:"path"`
+		Format string `json:"format"`
+	}
+	if err := json.Unmarshal(doc.GetJson(), &v); err != nil {
+		return "", "", err
+	}
+	if v.Path != "" {
+		v.TURL = "file://" + v.Path
+	}
+	return v.TURL, v.Format, nil
+}
+
+// boot defines and starts the domain on the machine's host.
+func (s *Scheduler) boot(ctx context.Context, m *machine.Machine) (machine.Detailed, error) {
+	spec := &machinev1.DomainSpec{Cpu: uint32(m.CPU), MemoryMib: uint32(m.Memory >> 10), SwapMib: uint32(m.SwapMiB), Hostname: m.Hostname}
+	for _, d := range m.Disks {
+		turl, format, err := s.volume(ctx, d.Volume)
+		if err != nil {
+			return "", err
+		}
+		f := machinev1.DiskFormat_DISK_FORMAT_QCOW2
+		if format == "raw" {
+			f = machinev1.DiskFormat_DISK_FORMAT_RAW
+		}
+		spec.Disks = append(spec.Disks, &machinev1.DomainDisk{Device: d.Device, Turl: turl, Format: f, ReadOnly: d.ReadOnly, VolumeUuid: strings.TrimPrefix(d.Volume, "Volume/")})
+	}
+	for _, n := range m.Interfaces {
+		spec.Interfaces = append(spec.Interfaces, &machinev1.DomainInterface{Mac: n.MAC, Ip: n.IP})
+	}
+	lease := addresses.Lease{IP: m.IP}
+	for _, l := range s.leaseOf(ctx, m.UUID) {
+		lease = l
+	}
+	ds, err := diskSpec(m.Context, lease, m.Hostname, m.UUID)
+	if err != nil {
+		return "", err
+	}
+	specJSON, err := json.Marshal(ds)
+	if err != nil {
+		return "", err
+	}
+	spec.Context = &machinev1.DomainContext{DiskSpec: specJSON}
+	host := strings.TrimPrefix(m.Host, hosts.DocumentID(""))
+	if _, err := s.call(ctx, subject.HostCommand(host, subject.VerbDefineDomain), stepID(m.UUID, "define"),
+		&machinev1.DefineDomain{MachineUuid: m.UUID, Spec: spec}); err != nil {
+		return "", err
+	}
+	if _, err := s.call(ctx, subject.HostCommand(host, subject.VerbStartDomain), stepID(m.UUID, "start"),
+		&machinev1.StartDomain{MachineUuid: m.UUID}); err != nil {
+		return "", err
+	}
+	return machine.Running, nil
+}
+
+// leaseOf returns the leases of a machine (for the context disk's network).
+func (s *Scheduler) leaseOf(ctx context.Context, id string) []addresses.Lease {
+	held, err := s.cfg.Leases.Held(ctx)
+	if err != nil {
+		return nil
+	}
+	var out []addresses.Lease
+	for _, l := range held {
+		if l.Machine == id {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// teardown destroys the domain and gives everything back, then leaves the
+// machine in end (Done, or Failed with reason).
+func (s *Scheduler) teardown(ctx context.Context, id string, end machine.Detailed, reason string) error {
+	m, rev, err := s.load(ctx, id)
+	if err != nil {
+		return err
+	}
+	if m.DetailedState == machine.Done || (m.DetailedState == machine.Failed && end == machine.Failed) {
+		return nil
+	}
+	if m.Host != "" {
+		host := strings.TrimPrefix(m.Host, hosts.DocumentID(""))
+		_, err := s.call(ctx, subject.HostCommand(host, subject.VerbDestroyDomain), stepID(m.UUID, "destroy"),
+			&machinev1.DestroyDomain{MachineUuid: m.UUID, Undefine: true})
+		if err != nil && errs.CodeOf(err) != errs.NotFound {
+			return err
+		}
+	}
+	for i, d := range m.Disks {
+		if d.Volume == "" {
+			continue
+		}
+		_, err := s.callAs(ctx, owner(m), subject.CmdVolumeRelease, stepID(m.UUID, fmt.Sprintf("release-%d", i)),
+			&volumev1.ReleaseVolume{Uuid: strings.TrimPrefix(d.Volume, "Volume/"), MachineUuid: m.UUID})
+		if err != nil && errs.CodeOf(err) != errs.NotFound {
+			return err
+		}
+	}
+	if err := s.cfg.Leases.Release(ctx, m.UUID); err != nil {
+		return err
+	}
+	if m.Host != "" {
+		if err := s.cfg.Hosts.Release(ctx, strings.TrimPrefix(m.Host, hosts.DocumentID("")), m.UUID); err != nil && errs.CodeOf(err) != errs.NotFound {
+			return err
+		}
+	}
+	m.SetState(end, reason, s.cfg.Now())
+	if err := s.save(ctx, m, rev); errors.Is(err, store.ErrConflict) {
+		return s.teardown(ctx, id, end, reason)
+	} else if err != nil {
+		return err
+	}
+	return nil
+}

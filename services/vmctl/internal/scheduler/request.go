@@ -1,0 +1,222 @@
+package scheduler
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"stratuslab.dev/platform/errs"
+	"stratuslab.dev/services/vmctl/internal/addresses"
+	"stratuslab.dev/services/vmctl/internal/contextdisk"
+	"stratuslab.dev/services/vmctl/internal/machine"
+)
+
+// request is a Machine create body, decoded and checked (CIMI.md).
+type request struct {
+	Image           json.RawMessage   `json:"image"`
+	Type            string            `json:"type"`
+	CPU             *int              `json:"cpu"`
+	RAM             *int              `json:"ram"`
+	Swap            *int              `json:"swap"`
+	Name            string            `json:"name"`
+	Description     string            `json:"description"`
+	SSHKey          string            `json:"sshKey"`
+	Context         []machine.Pair    `json:"context"`
+	ContextMethod   string            `json:"contextMethod"`
+	CloudInit       string            `json:"cloudInit"`
+	Files           map[string]string `json:"files"`
+	UserData        string            `json:"userData"`
+	VolatileDisks   []int64           `json:"volatileDisks"`
+	PersistentDisks []string          `json:"persistentDisks"`
+	ReadonlyDisks   []string          `json:"readonlyDisks"`
+	Network         string            `json:"network"`
+	Save            *machine.Save     `json:"save"`
+
+	// Set by the gateway or CIMI clients; ignored.
+	ResourceURI string         `json:"resourceURI"`
+	Properties  map[string]any `json:"properties"`
+}
+
+var (
+	marketplaceID = regexp.MustCompile(`^[A-Za-z0-9_-]{27}$`)
+	sha1Hex       = regexp.MustCompile(`^[0-9a-f]{40}$`)
+)
+
+// Limits of a create body.
+const (
+	maxDisks     = 16
+	maxName      = 256
+	maxDescr     = 4096
+	maxVolatile  = 1024 // GiB
+	maxSSHKeyLen = 16 << 10
+)
+
+// decodeRequest reads a create body strictly: an unknown attribute is a
+// mistake the user should hear about (a misspelt "volatileDisk" would
+// otherwise start a machine without its disk).
+func decodeRequest(body []byte) (*request, error) {
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	var r request
+	if err := dec.Decode(&r); err != nil {
+		return nil, errs.Errorf(errs.Invalid, "The machine request is not valid: %s.", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	return &r, nil
+}
+
+// image reads the image attribute: a Marketplace id, a volume uuid or an
+// image URL with its size and SHA-1.
+func (r *request) image() (machine.Image, error) {
+	var img machine.Image
+	if len(r.Image) == 0 || string(r.Image) == "null" {
+		return img, errs.Errorf(errs.Invalid, "A machine needs an image: a Marketplace id, a volume uuid, or {\"url\", \"bytes\", \"sha1\"}.")
+	}
+	var s string
+	if json.Unmarshal(r.Image, &s) == nil {
+		switch {
+		case machine.CheckUUID(s) == nil:
+			img.Volume = s
+		case marketplaceID.MatchString(s):
+			img.Marketplace = s
+		default:
+			return img, errs.Errorf(errs.Invalid, "The image %q is neither a Marketplace id (27 characters) nor a volume uuid.", short(s))
+		}
+		return img, nil
+	}
+	if err := json.Unmarshal(r.Image, &img); err != nil {
+		return img, errs.Errorf(errs.Invalid, "The image must be a string or {\"url\", \"bytes\", \"sha1\"}.")
+	}
+	switch n := btoi(img.Marketplace != "") + btoi(img.Volume != "") + btoi(img.URL != ""); {
+	case n != 1:
+		return img, errs.Errorf(errs.Invalid, "The image names exactly one of marketplace, volume and url.")
+	case img.Volume != "":
+		if err := machine.CheckUUID(img.Volume); err != nil {
+			return img, err
+		}
+	case img.Marketplace != "":
+		if !marketplaceID.MatchString(img.Marketplace) {
+			return img, errs.Errorf(errs.Invalid, "%q is not a Marketplace id (27 characters).", short(img.Marketplace))
+		}
+	default:
+		if !strings.HasPrefix(img.URL, "http://") && !strings.HasPrefix(img.URL, "https://") {
+			return img, errs.Errorf(errs.Invalid, "An image URL is http:// or https://, not %q.", short(img.URL))
+		}
+		img.SHA1 = strings.ToLower(img.SHA1)
+		if !sha1Hex.MatchString(img.SHA1) || img.Bytes <= 0 {
+			return img, errs.Errorf(errs.Invalid, "An image URL comes with its size (bytes > 0) and SHA-1 (40 hexadecimal digits).")
+		}
+	}
+	return img, nil
+}
+
+// network returns the network asked for; public by default.
+func (r *request) network() (addresses.Network, error) {
+	switch r.Network {
+	case "", "public":
+		return addresses.Public, nil
+	case "local":
+		return addresses.Local, nil
+	case "private":
+		return addresses.Private, nil
+	}
+	return "", errs.Errorf(errs.Invalid, "The network is public, local or private, not %q.", short(r.Network))
+}
+
+// disks checks the extra disks.
+func (r *request) disks() error {
+	if len(r.VolatileDisks)+len(r.PersistentDisks)+len(r.ReadonlyDisks) > maxDisks {
+		return errs.Errorf(errs.Invalid, "A machine has at most %d extra disks.", maxDisks)
+	}
+	for _, g := range r.VolatileDisks {
+		if g < 1 || g > maxVolatile {
+			return errs.Errorf(errs.Invalid, "A volatile disk is 1 to %d GiB, not %d.", maxVolatile, g)
+		}
+	}
+	for _, u := range r.PersistentDisks {
+		if err := machine.CheckUUID(u); err != nil {
+			return err
+		}
+	}
+	if dup := duplicate(r.PersistentDisks); dup != "" {
+		return errs.Errorf(errs.Invalid, "The persistent disk %s is given twice.", dup)
+	}
+	for _, id := range r.ReadonlyDisks {
+		if machine.CheckUUID(id) != nil && !marketplaceID.MatchString(id) {
+			return errs.Errorf(errs.Invalid, "The read-only disk %q is neither a Marketplace id nor a volume uuid.", short(id))
+		}
+	}
+	return nil
+}
+
+// contextSpec checks the contextualisation and returns it as the machine
+// keeps it and as contextdisk builds it.
+func (r *request) contextSpec(net addresses.Lease, hostname, uuid string) (machine.Context, contextdisk.Spec, error) {
+	mc := machine.Context{Method: r.ContextMethod, SSHKey: r.SSHKey, Pairs: r.Context, CloudInit: r.CloudInit, Files: r.Files, UserData: r.UserData}
+	if len(r.SSHKey) > maxSSHKeyLen {
+		return mc, contextdisk.Spec{}, errs.Errorf(errs.Invalid, "The SSH key is longer than %d bytes.", maxSSHKeyLen)
+	}
+	spec, err := diskSpec(mc, net, hostname, uuid)
+	if err != nil {
+		return mc, spec, err
+	}
+	if err := contextdisk.Validate(spec); err != nil {
+		return mc, spec, err
+	}
+	return mc, spec, nil
+}
+
+// diskSpec turns what a machine keeps of its context into what the agent
+// writes on its context disk.
+func diskSpec(mc machine.Context, net addresses.Lease, hostname, uuid string) (contextdisk.Spec, error) {
+	spec := contextdisk.Spec{
+		Method: mc.Method, MachineID: uuid, Hostname: hostname, SSHKey: mc.SSHKey, UserData: []byte(mc.UserData),
+		Network: contextdisk.Network{IP: net.IP, MAC: net.MAC, Gateway: net.Gateway, Netmask: net.Netmask, DNS: net.DNS},
+	}
+	if spec.Method == "" {
+		spec.Method = contextdisk.MethodOne
+	}
+	for _, p := range mc.Pairs {
+		spec.Pairs = append(spec.Pairs, contextdisk.Pair{Key: p.Key, Value: p.Value})
+	}
+	if mc.CloudInit != "" {
+		parts, err := contextdisk.ParseCloudInit(mc.CloudInit, func(name string) ([]byte, error) {
+			enc, ok := mc.Files[name]
+			if !ok {
+				return nil, fmt.Errorf("the request carries no file %q", name)
+			}
+			return base64.StdEncoding.DecodeString(enc)
+		})
+		if err != nil {
+			return spec, err
+		}
+		spec.CloudInit = parts
+	}
+	return spec, nil
+}
+
+func duplicate(ss []string) string {
+	seen := map[string]bool{}
+	for _, s := range ss {
+		if seen[s] {
+			return s
+		}
+		seen[s] = true
+	}
+	return ""
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func short(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
