@@ -17,6 +17,9 @@ if [ "$all" != "--debs" ]; then
 	debs+=(tgt qemu-block-extra) # pdisk's iSCSI export tests run a tgtd and open its targets with qemu's iscsi driver
 	debs+=(cloud-init xorriso genisoimage) # vmctl contextdisk tests read context disks with Debian's cloud-init and check the ISO with xorriso and isoinfo
 	debs+=(dnsmasq-base isc-dhcp-server) # vmctl addresses tests check the DHCP host entries with dnsmasq --test and dhcpd -t
+	debs+=(qemu-system-x86 libvirt-daemon-driver-qemu) # vmctl hypervisor tests boot real TCG guests through libvirt's embedded QEMU driver (qemu:///embed)
+	debs+=(libvirt-daemon) # vmctl hypervisor tests run a session libvirtd (no services started) and kill it to test reconnects
+	debs+=(busybox-static syslinux syslinux-common mtools cpio xorriso qemu-system-x86) # scripts/appliance.sh builds the test appliance (it also downloads a kernel .deb with apt-get download); vmctl appliance tests boot it with QEMU
 fi
 missing=()
 for p in "${debs[@]}"; do
@@ -30,6 +33,13 @@ if [ ${#missing[@]} -gt 0 ]; then
 	echo "deps: installing ${missing[*]}"
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Run as root, libvirt's embedded QEMU driver (vmctl hypervisor tests) looks up Debian's QEMU user
+# before it reads the qemu.conf that runs QEMU as root; libvirt-daemon-system would create the user
+# but also installs and starts libvirtd.
+if [ "$all" != "--debs" ] && [ "$(id -u)" = 0 ] && ! getent passwd libvirt-qemu >/dev/null; then
+	getent group libvirt-qemu >/dev/null || groupadd --system libvirt-qemu
+	useradd --system --gid libvirt-qemu --no-create-home --home-dir /var/lib/libvirt --shell /usr/sbin/nologin libvirt-qemu
 fi
 
 export PATH="/usr/local/go/bin:$PATH"

@@ -15,6 +15,7 @@ func DefaultKinds() []Kind {
 			NameAttrs: []string{"service", "instance"}},
 		{Name: "User", Attr: "users", Service: subject.Authn, AddRole: cimi.RoleAdmin, NameAttrs: []string{"username"}},
 		{Name: "Volume", Attr: "volumes", Service: subject.Pdisk, AddRole: cimi.RoleUser},
+		{Name: "Machine", Attr: "machines", Service: subject.Vmctl, AddRole: cimi.RoleUser},
 		{Name: "Job", Attr: "jobs", Service: subject.Cimi, ReadOnly: true},
 		{Name: "Event", Attr: "events", Service: subject.Cimi, ReadOnly: true},
 	}

@@ -1,0 +1,235 @@
+// Package agent is vmctl's agent role, one per VM host: it registers the
+// host, heart-beats, and carries out the host-targeted commands
+// (cmd.vmctl.host.<id>.<verb>) against the host's libvirt: define a
+// domain with its context disk, start, shut down, reboot, destroy, and
+// hot-plug or unplug disks.
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"stratuslab.dev/platform/bus"
+	"stratuslab.dev/platform/errs"
+	machinev1 "stratuslab.dev/proto/stratus/machine/v1"
+	"stratuslab.dev/proto/subject"
+	"stratuslab.dev/services/vmctl/internal/contextdisk"
+	"stratuslab.dev/services/vmctl/internal/hosts"
+	"stratuslab.dev/services/vmctl/internal/hypervisor"
+)
+
+// Config is what an Agent works with.
+type Config struct {
+	// HostID names the host on the bus and in the store (a subject token).
+	HostID     string
+	LibvirtURI string
+	Hypervisor hypervisor.Hypervisor
+	Hosts      *hosts.Registry
+	Bus        *bus.Bus
+	// Dir holds each domain's context disk and serial log.
+	Dir string
+	// Heartbeat is the period of heartbeats; 10 s when zero.
+	Heartbeat time.Duration
+	// Version is the agent's version, reported with the host.
+	Version string
+	Log     *slog.Logger
+}
+
+// Agent serves one host.
+type Agent struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New returns the agent of cfg.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Hypervisor == nil || cfg.Hosts == nil || cfg.Bus == nil || cfg.Dir == "" {
+		return nil, errors.New("vmctl agent: needs a hypervisor, the host registry, a bus and a directory")
+	}
+	if !subject.ValidToken(cfg.HostID) {
+		return nil, fmt.Errorf("vmctl agent: %q is not a host id (letters, digits, '-' and '_')", cfg.HostID)
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 10 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	return &Agent{cfg: cfg, log: cfg.Log.With("host", cfg.HostID)}, nil
+}
+
+// Register records the host and what it has.
+func (a *Agent) Register(ctx context.Context) error {
+	info, err := a.cfg.Hypervisor.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("vmctl agent: describe the host: %w", err)
+	}
+	return a.cfg.Hosts.Register(ctx, hosts.Host{
+		ID: a.cfg.HostID, Hostname: info.Hostname, LibvirtURI: a.cfg.LibvirtURI, CPUs: info.CPUs, MemoryMiB: info.MemoryMiB,
+		LibvirtVersion: info.LibvirtVersion, Hypervisor: info.Hypervisor, HypervisorVersion: info.HypervisorVersion, AgentVersion: a.cfg.Version,
+	})
+}
+
+// Run registers the host, then heart-beats and serves its commands until
+// ctx ends.
+func (a *Agent) Run(ctx context.Context) error {
+	if err := a.Register(ctx); err != nil {
+		return err
+	}
+	errc := make(chan error, 1)
+	go func() {
+		spec := bus.ConsumerSpec{Durable: "vmctl-agent-" + a.cfg.HostID, Subjects: []string{subject.HostCommands(a.cfg.HostID)}, Concurrency: 32}
+		errc <- a.cfg.Bus.Consume(ctx, spec, a.Handle)
+	}()
+	t := time.NewTicker(a.cfg.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case err := <-errc:
+			return err
+		case <-ctx.Done():
+			return <-errc
+		case <-t.C:
+			if err := a.heartbeat(ctx); err != nil && ctx.Err() == nil {
+				a.log.Warn("heartbeat failed; retrying", "error", err)
+			}
+		}
+	}
+}
+
+func (a *Agent) heartbeat(ctx context.Context) error {
+	doms, err := a.cfg.Hypervisor.List(ctx)
+	if err != nil {
+		return err
+	}
+	running := 0
+	for _, d := range doms {
+		if d.State == hypervisor.Running {
+			running++
+		}
+	}
+	info, err := a.cfg.Hypervisor.Info(ctx)
+	if err != nil {
+		return err
+	}
+	return a.cfg.Hosts.Heartbeat(ctx, a.cfg.HostID, info.CPUs*100, info.MemoryMiB, running)
+}
+
+// Handle carries out one host command.
+func (a *Agent) Handle(ctx context.Context, cmd *bus.Command) (bus.Result, error) {
+	verb := cmd.Subject()[strings.LastIndexByte(cmd.Subject(), '.')+1:]
+	var err error
+	var id string
+	switch verb {
+	case subject.VerbDefineDomain:
+		var m machinev1.DefineDomain
+		if err = cmd.Decode(&m); err == nil {
+			id, err = m.GetMachineUuid(), a.define(ctx, &m)
+		}
+	case subject.VerbStartDomain:
+		var m machinev1.StartDomain
+		if err = cmd.Decode(&m); err == nil {
+			id, err = m.GetMachineUuid(), a.cfg.Hypervisor.Start(ctx, m.GetMachineUuid())
+		}
+	case subject.VerbShutdownDomain:
+		var m machinev1.ShutdownDomain
+		if err = cmd.Decode(&m); err == nil {
+			id, err = m.GetMachineUuid(), a.cfg.Hypervisor.Shutdown(ctx, m.GetMachineUuid())
+		}
+	case subject.VerbRebootDomain:
+		var m machinev1.RebootDomain
+		if err = cmd.Decode(&m); err == nil {
+			id, err = m.GetMachineUuid(), a.cfg.Hypervisor.Reboot(ctx, m.GetMachineUuid())
+		}
+	case subject.VerbDestroyDomain:
+		var m machinev1.DestroyDomain
+		if err = cmd.Decode(&m); err == nil {
+			id, err = m.GetMachineUuid(), a.destroy(ctx, m.GetMachineUuid(), m.GetUndefine())
+		}
+	case subject.VerbHotplugDisk:
+		var m machinev1.HotplugDisk
+		if err = cmd.Decode(&m); err == nil {
+			id, err = m.GetMachineUuid(), a.cfg.Hypervisor.Attach(ctx, m.GetMachineUuid(), disk(m.GetDisk()))
+		}
+	case subject.VerbUnplugDisk:
+		var m machinev1.UnplugDisk
+		if err = cmd.Decode(&m); err == nil {
+			id, err = m.GetMachineUuid(), a.cfg.Hypervisor.Detach(ctx, m.GetMachineUuid(), m.GetDevice())
+		}
+	default:
+		err = errs.Errorf(errs.Invalid, "The vmctl agent has no command %q.", verb)
+	}
+	if err != nil {
+		switch errs.CodeOf(err) {
+		case errs.Internal, errs.Unavailable, errs.Timeout:
+		default:
+			err = bus.Permanent(err)
+		}
+		return bus.Result{}, err
+	}
+	return bus.Result{Affected: []string{"Machine/" + id}}, nil
+}
+
+// disk is the hypervisor form of a domain disk.
+func disk(d *machinev1.DomainDisk) hypervisor.Disk {
+	format := "qcow2"
+	if d.GetFormat() == machinev1.DiskFormat_DISK_FORMAT_RAW {
+		format = "raw"
+	}
+	return hypervisor.Disk{Device: d.GetDevice(), Source: strings.TrimPrefix(d.GetTurl(), "file://"), Format: format, ReadOnly: d.GetReadOnly()}
+}
+
+// define writes the context disk and defines the domain.
+func (a *Agent) define(ctx context.Context, m *machinev1.DefineDomain) error {
+	id := m.GetMachineUuid()
+	spec := m.GetSpec()
+	dir := filepath.Join(a.cfg.Dir, id)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("vmctl agent: %w", err)
+	}
+	dom := hypervisor.Domain{UUID: id, Name: "stratus-" + id, CPU: int(spec.GetCpu()), MemoryMiB: int(spec.GetMemoryMib()),
+		SerialLog: filepath.Join(dir, "serial.log")}
+	for _, d := range spec.GetDisks() {
+		dom.Disks = append(dom.Disks, disk(d))
+	}
+	if raw := spec.GetContext().GetDiskSpec(); len(raw) > 0 {
+		var cs contextdisk.Spec
+		if err := json.Unmarshal(raw, &cs); err != nil {
+			return errs.Errorf(errs.Invalid, "The context of machine %s is not readable: %v.", id, err)
+		}
+		iso, err := contextdisk.Build(cs)
+		if err != nil {
+			return err
+		}
+		path := filepath.Join(dir, "context.iso")
+		if err := os.WriteFile(path, iso, 0o640); err != nil {
+			return fmt.Errorf("vmctl agent: write the context disk: %w", err)
+		}
+		dom.Disks = append(dom.Disks, hypervisor.Disk{Device: "hdc", Source: path, Format: "raw", CDROM: true})
+	}
+	for _, n := range spec.GetInterfaces() {
+		dom.Interfaces = append(dom.Interfaces, hypervisor.Interface{MAC: n.GetMac()})
+	}
+	return a.cfg.Hypervisor.Define(ctx, dom)
+}
+
+// destroy stops a domain and, when asked, removes it and its files.
+func (a *Agent) destroy(ctx context.Context, id string, undefine bool) error {
+	if err := a.cfg.Hypervisor.Destroy(ctx, id); err != nil && errs.CodeOf(err) != errs.NotFound {
+		return err
+	}
+	if !undefine {
+		return nil
+	}
+	if err := a.cfg.Hypervisor.Undefine(ctx, id); err != nil && errs.CodeOf(err) != errs.NotFound {
+		return err
+	}
+	return os.RemoveAll(filepath.Join(a.cfg.Dir, id))
+}
