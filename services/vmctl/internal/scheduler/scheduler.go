@@ -389,5 +389,4 @@ func contains(ss []string, s string) bool {
 	return false
 }
 
-
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
