@@ -1,0 +1,114 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"stratuslab.dev/client/sdk"
+)
+
+var vmLine = regexp.MustCompile(`(?m)^ :: Machine 1 \(vm ID: (\d+)\)$`)
+
+// TestMachines runs the installation tutorial's "Virtual Machine Check"
+// and the guide's "Manage a VM" with the CLI against the all-in-one (test
+// driver): run, watch it reach Running, describe, kill, Done — and checks
+// the disk and address come back.
+func TestMachines(t *testing.T) {
+	c := newCloud(t)
+	c.start()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	base := strings.TrimSuffix(c.endpoint, "/cimi/cloudEntryPoint")
+	admin := sdk.New(base, sdk.WithBasicAuth("admin", adminPassword(t, c)))
+	waitAdmin(ctx, t, admin)
+	create(ctx, t, admin, "User", map[string]any{
+		"username": "alice", "password": "alice-secret-pw", "enabled": true,
+		"first-name": "alice", "last-name": "Tester", "email": "alice@example.org",
+	})
+	alice := newCLI(t, base, "alice", "alice-secret-pw")
+
+	if out := alice.run(0, "stratus-describe-instance"); strings.TrimSpace(out) != "id  state     vcpu memory    cpu% host/ip                 name" {
+		t.Errorf("describe-instance on a new cloud:\n%q", out)
+	}
+	disk := diskLine.FindStringSubmatch(alice.run(0, "stratus-create-volume", "--size", "1", "--tag", "root"))[1]
+	out := alice.run(0, "stratus-run-instance", disk)
+	m := vmLine.FindStringSubmatch(out)
+	if m == nil || !strings.Contains(out, " Public ip: ") || !strings.Contains(out, ":: Done!") {
+		t.Fatalf("stratus-run-instance printed:\n%s", out)
+	}
+	vm := m[1]
+	eventually(ctx, t, "the machine to be Running", func() bool {
+		return strings.Contains(alice.run(0, "stratus-describe-instance", vm), "Running")
+	})
+	out = alice.run(0, "stratus-describe-instance")
+	if !regexp.MustCompile(`(?m)^` + vm + ` +Running +1 +1572864 +0 +vm-\d+\.\S+ +one-` + vm + `$`).MatchString(out) {
+		t.Errorf("describe-instance of a running m1.small:\n%s", out)
+	}
+	if out := alice.run(0, "stratus-describe-volumes", disk); !strings.Contains(out, "users: 1") {
+		t.Errorf("the root disk is not held by the machine:\n%s", out)
+	}
+	alice.run(0, "stratus-kill-instance", vm)
+	eventually(ctx, t, "the machine to be Done", func() bool {
+		return strings.Contains(alice.run(0, "stratus-describe-instance", vm), "Done")
+	})
+	if out := alice.run(0, "stratus-describe-volumes", disk); !strings.Contains(out, "users: 0") {
+		t.Errorf("the root disk is still held after the kill:\n%s", out)
+	}
+
+	// Bad input: a 400 with a clear message, nothing allocated.
+	asAlice := sdk.New(base, sdk.WithBasicAuth("alice", "alice-secret-pw"))
+	before := countMachines(ctx, t, asAlice)
+	for _, body := range []map[string]any{
+		{"image": disk, "type": "m9.huge"},
+		{"image": disk, "cpu": 0},
+		{"image": disk, "ram": 1 << 30},
+		{"image": "not-an-image"},
+		{},
+		{"image": disk, "context": []map[string]any{{"key": "BAD KEY", "value": "x"}}},
+		{"image": disk, "userData": strings.Repeat("x", 20<<10) + randomText(40<<10)},
+		{"image": disk, "network": "moon"},
+		{"image": disk, "volatileDisks": []int{0}},
+		{"image": disk, "colour": "blue"},
+	} {
+		_, err := asAlice.Create(ctx, "Machine", body)
+		var e *sdk.Error
+		if !errors.As(err, &e) || e.Status != http.StatusBadRequest || e.Message == "" {
+			t.Errorf("create %.100v: %v, want a 400 with a message", body, err)
+		}
+	}
+	if got := countMachines(ctx, t, asAlice); got != before {
+		t.Errorf("bad input made machines: %d, then %d", before, got)
+	}
+	if err := c.stop(); err != nil {
+		t.Error(err)
+	}
+}
+
+func countMachines(ctx context.Context, t *testing.T, c *sdk.Client) int {
+	t.Helper()
+	n, _, err := c.Query(ctx, "Machine", sdk.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// randomText is incompressible text, so that user data passes the limit
+// after gzip too.
+func randomText(n int) string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	b := make([]byte, n)
+	x := uint32(2463534242)
+	for i := range b {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		b[i] = alphabet[x%uint32(len(alphabet))]
+	}
+	return string(b)
+}
