@@ -15,7 +15,8 @@ func DefaultKinds() []Kind {
 			NameAttrs: []string{"service", "instance"}},
 		{Name: "User", Attr: "users", Service: subject.Authn, AddRole: cimi.RoleAdmin, NameAttrs: []string{"username"}},
 		{Name: "Volume", Attr: "volumes", Service: subject.Pdisk, AddRole: cimi.RoleUser},
-		{Name: "Machine", Attr: "machines", Service: subject.Vmctl, AddRole: cimi.RoleUser},
+		{Name: "Machine", Attr: "machines", Service: subject.Vmctl, AddRole: cimi.RoleUser,
+			Actions: []string{"stop", "start", "restart", "shutdown", "attach_volume", "detach_volume"}},
 		{Name: "Job", Attr: "jobs", Service: subject.Cimi, ReadOnly: true},
 		{Name: "Event", Attr: "events", Service: subject.Cimi, ReadOnly: true},
 	}

@@ -46,6 +46,8 @@ func TestBoot(t *testing.T) {
 			hotplug: true,
 		},
 		{
+			// Powered down right after "ready": a press the guest is not
+			// yet watching for would be lost.
 			name:  "NoCloud seed",
 			label: "cidata",
 			files: map[string]string{

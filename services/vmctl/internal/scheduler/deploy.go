@@ -292,6 +292,18 @@ func (s *Scheduler) teardown(ctx context.Context, id string, end machine.Detaile
 			return err
 		}
 	}
+	if m.Save != nil && m.SavedImage == "" && end == machine.Done && len(m.Disks) > 0 && m.Disks[0].Volume != "" {
+		// Saved during Epilog, once the guest no longer writes: a copy of
+		// the root disk that does not depend on the cached image.
+		saved := diskUUID(m.UUID, "saved", 0)
+		if _, err := s.callAs(ctx, owner(m), subject.CmdVolumeCapture, stepID(m.UUID, "save"), &volumev1.CaptureVolume{
+			Uuid: strings.TrimPrefix(m.Disks[0].Volume, "Volume/"), NewUuid: saved, Owner: m.Owner,
+			Tag: m.Save.Title, Description: m.Save.Comment,
+		}); err != nil {
+			return err
+		}
+		m.SavedImage = "Volume/" + saved
+	}
 	for i, d := range m.Disks {
 		if d.Volume == "" {
 			continue

@@ -95,6 +95,7 @@ func (s *Scheduler) Kind() resource.Kind {
 		New:        s.newMachine,
 		Change:     s.change,
 		SoftDelete: s.kill,
+		Actions:    s.actions(),
 		Changed:    s.changed,
 		CheckID:    machine.CheckUUID,
 		DefaultACL: func(who cimi.Identity, _ string, _ map[string]any) cimi.ACL { return cimi.OwnedBy(who) },
