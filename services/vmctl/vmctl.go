@@ -9,6 +9,7 @@ import (
 	"context"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"stratuslab.dev/platform/bus"
@@ -69,6 +70,14 @@ func (s *Service) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		configColl, err := d.Store.Collection(ctx, scheduler.ConfigurationKind)
+		if err != nil {
+			return err
+		}
+		configs := scheduler.NewConfigurations(configColl)
+		if err := configs.Seed(ctx); err != nil {
+			return err
+		}
 		terminals, err := bus.FollowTerminals(d.Conn)
 		if err != nil {
 			return err
@@ -77,12 +86,13 @@ func (s *Service) Run(ctx context.Context) error {
 		sched, err := scheduler.New(scheduler.Config{
 			Machines: machines, Counters: counters,
 			Leases: addresses.New(leaseColl, func() []addresses.Pool { return live.Current().Pools }),
-			Hosts:  registry, Bus: d.Bus, Terminals: terminals, Settings: live.Current, Log: log,
+			Hosts:  registry, Bus: d.Bus, Terminals: terminals, Settings: live.Current, Log: log, Types: configs.Types,
 		})
 		if err != nil {
 			return err
 		}
-		provider, err := resource.New(d.Bus, Name, log, sched.Kind())
+		provider, err := resource.New(d.Bus, Name, log, sched.Kind(), configs.Kind(),
+			resource.Kind{Name: hosts.Kind, Collection: hostColl, ReadOnly: true})
 		if err != nil {
 			return err
 		}
@@ -107,10 +117,15 @@ func (s *Service) Run(ctx context.Context) error {
 			return err
 		}
 		defer func() { _ = hv.Close() }()
-		ag, err := agent.New(agent.Config{
+		cfg := agent.Config{
 			HostID: subject.HostID(d.Boot.Instance), LibvirtURI: d.Boot.LibvirtURI, Hypervisor: hv, Hosts: registry, Bus: d.Bus,
 			Dir: filepath.Join(d.Boot.DataDir, Name, "domains"), Version: daemon.Version, Log: log,
-		})
+		}
+		if strings.HasPrefix(d.Boot.LibvirtURI, "test:") {
+			// The test driver runs no guest: give it room for thousands.
+			cfg.CPUs, cfg.MemoryMiB = 4096, 16<<20
+		}
+		ag, err := agent.New(cfg)
 		if err != nil {
 			return err
 		}

@@ -17,6 +17,8 @@ func DefaultKinds() []Kind {
 		{Name: "Volume", Attr: "volumes", Service: subject.Pdisk, AddRole: cimi.RoleUser},
 		{Name: "Machine", Attr: "machines", Service: subject.Vmctl, AddRole: cimi.RoleUser,
 			Actions: []string{"stop", "start", "restart", "shutdown", "attach_volume", "detach_volume"}},
+		{Name: "MachineConfiguration", Attr: "machineConfigs", Service: subject.Vmctl, AddRole: cimi.RoleAdmin, NameAttrs: []string{"name"}},
+		{Name: "Host", Attr: "hosts", Service: subject.Vmctl, ReadOnly: true},
 		{Name: "Job", Attr: "jobs", Service: subject.Cimi, ReadOnly: true},
 		{Name: "Event", Attr: "events", Service: subject.Cimi, ReadOnly: true},
 	}

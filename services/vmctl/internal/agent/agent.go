@@ -39,6 +39,11 @@ type Config struct {
 	Heartbeat time.Duration
 	// Version is the agent's version, reported with the host.
 	Version string
+	// CPUs and MemoryMiB, when set, replace what the hypervisor reports:
+	// libvirt's test driver has no real capacity, and a site may keep
+	// some of a host for itself.
+	CPUs      int
+	MemoryMiB int64
 	Log     *slog.Logger
 }
 
@@ -67,7 +72,7 @@ func New(cfg Config) (*Agent, error) {
 
 // Register records the host and what it has.
 func (a *Agent) Register(ctx context.Context) error {
-	info, err := a.cfg.Hypervisor.Info(ctx)
+	info, err := a.info(ctx)
 	if err != nil {
 		return fmt.Errorf("vmctl agent: describe the host: %w", err)
 	}
@@ -115,11 +120,26 @@ func (a *Agent) heartbeat(ctx context.Context) error {
 			running++
 		}
 	}
-	info, err := a.cfg.Hypervisor.Info(ctx)
+	info, err := a.info(ctx)
 	if err != nil {
 		return err
 	}
 	return a.cfg.Hosts.Heartbeat(ctx, a.cfg.HostID, info.CPUs*100, info.MemoryMiB, running)
+}
+
+// info is the hypervisor's description with the configured capacity.
+func (a *Agent) info(ctx context.Context) (hypervisor.Info, error) {
+	info, err := a.cfg.Hypervisor.Info(ctx)
+	if err != nil {
+		return info, err
+	}
+	if a.cfg.CPUs > 0 {
+		info.CPUs = a.cfg.CPUs
+	}
+	if a.cfg.MemoryMiB > 0 {
+		info.MemoryMiB = a.cfg.MemoryMiB
+	}
+	return info, nil
 }
 
 // Handle carries out one host command.
