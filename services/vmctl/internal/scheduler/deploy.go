@@ -45,7 +45,7 @@ func (s *Scheduler) Handle(ctx context.Context, cmd *bus.Command) (bus.Result, e
 	}
 	switch {
 	case strings.HasSuffix(cmd.Subject(), "."+VerbDeploy):
-		err = s.deploy(ctx, id)
+		err = s.deploy(ctx, id, cmd.Deliveries() < placeAttempts)
 	case strings.HasSuffix(cmd.Subject(), "."+VerbTeardown):
 		err = s.teardown(ctx, id, machine.Done, "")
 	default:
@@ -97,8 +97,15 @@ func (s *Scheduler) save(ctx context.Context, m *machine.Machine, rev uint64) er
 	return nil
 }
 
+// placeAttempts is how many deliveries of a deploy may find no host with
+// room before the machine fails: it stays Pending meanwhile (the bus
+// backs off 1 s, 5 s, 30 s, 1 min between them), as a host may come back
+// or another machine end.
+const placeAttempts = 5
+
 // deploy moves a machine from Pending to Running, one state at a time.
-func (s *Scheduler) deploy(ctx context.Context, id string) error {
+// mayWait says whether a machine no host can take now may stay Pending.
+func (s *Scheduler) deploy(ctx context.Context, id string, mayWait bool) error {
 	for {
 		m, rev, err := s.load(ctx, id)
 		if err != nil {
@@ -109,6 +116,10 @@ func (s *Scheduler) deploy(ctx context.Context, id string) error {
 		switch m.DetailedState {
 		case machine.Pending:
 			next, stepErr = s.place(ctx, m)
+			if mayWait && errs.CodeOf(stepErr) == errs.Conflict {
+				s.log.Info("no host can take the machine yet; it stays Pending", "machine", id, "vm", m.VMID, "reason", stepErr)
+				return errs.Wrap(errs.Unavailable, stepErr, errs.MessageOf(stepErr))
+			}
 		case machine.Prolog:
 			next, stepErr = s.prolog(ctx, m)
 		case machine.Boot:
