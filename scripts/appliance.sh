@@ -58,8 +58,9 @@ dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'install ok in
 exec 9>"$out.lock"
 flock 9
 
-# One apt-cache call (about a second: this machine keeps no binary package
-# cache) names the kernel package and its version.
+# One apt-cache call names the kernel package and its version: each takes
+# about a second where apt keeps no binary package cache (Debian's container
+# images turn it off).
 if [ -n "${APPLIANCE_KERNEL:-}" ]; then
 	read -r kpkg kver < <(apt-cache show --no-all-versions "$APPLIANCE_KERNEL" 2>/dev/null |
 		sed -n "s/^Version: /$APPLIANCE_KERNEL /p") || true
@@ -177,7 +178,9 @@ elif ! mount -r "$dev" /mnt; then
 	say "warning: cannot mount $dev"
 else
 	say "context=$label dev=$dev"
-	if [ -f /mnt/context.sh ]; then
+	# A NoCloud seed (meta-data) is read as cloud-init reads it, even when
+	# it also carries the original StratusLab context.sh (CLOUD_INIT_* keys).
+	if [ -f /mnt/context.sh ] && [ ! -f /mnt/meta-data ]; then
 		say "context-vars=$(sed -n 's/^[[:space:]]*\(export[[:space:]]\{1,\}\)\{0,1\}\([A-Za-z_][A-Za-z0-9_]*\)=.*/\2/p' /mnt/context.sh | tr '\n' ',' | sed 's/,$//')"
 		# Sourced as the HEPiX scripts did: a context.sh that is not valid
 		# shell shows here as missing values.

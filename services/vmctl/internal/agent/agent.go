@@ -44,7 +44,7 @@ type Config struct {
 	// some of a host for itself.
 	CPUs      int
 	MemoryMiB int64
-	Log     *slog.Logger
+	Log       *slog.Logger
 }
 
 // Agent serves one host.
