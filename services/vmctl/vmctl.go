@@ -103,7 +103,7 @@ func (s *Service) Run(ctx context.Context) error {
 			}
 			return sched.Handle(ctx, cmd)
 		}
-		tasks = append(tasks, func(ctx context.Context) error {
+		tasks = append(tasks, sched.Run, func(ctx context.Context) error {
 			// A deploy waits on pdisk and the agent; it keeps its command
 			// in progress while it does.
 			spec := bus.ConsumerSpec{Durable: Name, Subjects: provider.Subjects(), Concurrency: 256,

@@ -18,8 +18,9 @@ import (
 )
 
 // binary is the all-in-one built once for the whole package by TestMain;
-// pdiskBinary is the pdisk service on its own; stratusBinary the client.
-var binary, pdiskBinary, stratusBinary string
+// pdiskBinary and vmctlBinary are services on their own; stratusBinary the
+// client.
+var binary, pdiskBinary, vmctlBinary, stratusBinary string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "stratuslab-e2e-")
@@ -29,9 +30,10 @@ func TestMain(m *testing.M) {
 	}
 	binary = filepath.Join(dir, "stratuslab")
 	pdiskBinary = filepath.Join(dir, "pdisk")
+	vmctlBinary = filepath.Join(dir, "vmctl")
 	stratusBinary = filepath.Join(dir, "stratus")
 	out, err := exec.Command("go", "build", "-o", dir+"/",
-		"stratuslab.dev/stratuslab/cmd/stratuslab", "stratuslab.dev/services/pdisk/cmd/pdisk",
+		"stratuslab.dev/stratuslab/cmd/stratuslab", "stratuslab.dev/services/pdisk/cmd/pdisk", "stratuslab.dev/services/vmctl/cmd/vmctl",
 		"stratuslab.dev/client/cmd/stratus").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build the binaries: %v\n%s", err, out)

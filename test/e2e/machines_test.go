@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -111,4 +113,56 @@ func randomText(n int) string {
 		b[i] = alphabet[x%uint32(len(alphabet))]
 	}
 	return string(b)
+}
+
+// TestHostLost runs the scheduler in the all-in-one and the only agent as
+// its own process: a machine placed on that host is Running; when the
+// agent dies (SIGKILL), its host is declared lost after host-lost-after
+// and the machine shows Unknown, its resources still held until killed.
+func TestHostLost(t *testing.T) {
+	c := newCloud(t)
+	c.start(func(cmd *exec.Cmd) { cmd.Args = append(cmd.Args, "--vmctl-roles", "scheduler") })
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	base := strings.TrimSuffix(c.endpoint, "/cimi/cloudEntryPoint")
+	admin := sdk.New(base, sdk.WithBasicAuth("admin", adminPassword(t, c)))
+	waitAdmin(ctx, t, admin)
+	create(ctx, t, admin, "ServiceConfiguration", map[string]any{"service": "vmctl", "host-lost-after": "5s"})
+
+	agent := exec.Command(vmctlBinary, "--nats-url", c.natsURL(), "--data-dir", t.TempDir(), "--admin-listen", "127.0.0.1:0",
+		"--config", os.DevNull, "--vmctl-roles", "agent", "--instance", "node-7")
+	agent.Stderr = &lockedBuffer{}
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = agent.Process.Kill(); _ = agent.Wait() }()
+	eventually(ctx, t, "the agent's host", func() bool {
+		n, _, err := admin.Query(ctx, "Host", sdk.Query{Filter: "state='AVAILABLE'"})
+		return err == nil && n == 1
+	})
+	disk := create(ctx, t, admin, "Volume", map[string]any{"size": 1})
+	id := create(ctx, t, admin, "Machine", map[string]any{"image": strings.TrimPrefix(disk, "Volume/")})
+	var m struct {
+		DetailedState, StateMessage, Host string
+	}
+	eventually(ctx, t, "the machine to be Running on node-7", func() bool {
+		return admin.Get(ctx, id, &m) == nil && m.DetailedState == "Running"
+	})
+	if m.Host != "Host/node-7" {
+		t.Errorf("the machine runs on %q, want Host/node-7", m.Host)
+	}
+	_ = agent.Process.Kill()
+	eventually(ctx, t, "the machine to be Unknown", func() bool {
+		return admin.Get(ctx, id, &m) == nil && m.DetailedState == "Unknown"
+	})
+	if !strings.Contains(m.StateMessage, "node-7") {
+		t.Errorf("an Unknown machine says %q, want the lost host named", m.StateMessage)
+	}
+	var h struct{ State string }
+	if err := admin.Get(ctx, "Host/node-7", &h); err != nil || h.State != "UNAVAILABLE" {
+		t.Errorf("the lost host: %+v %v", h, err)
+	}
+	if err := c.stop(); err != nil {
+		t.Error(err)
+	}
 }

@@ -10,8 +10,11 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"stratuslab.dev/platform/cimi"
 	"stratuslab.dev/platform/errs"
+	machinev1 "stratuslab.dev/proto/stratus/machine/v1"
 )
 
 // Kind is the CIMI kind and the name of the store collection.
@@ -254,4 +257,36 @@ func short(s string) string {
 		return s[:64] + "…"
 	}
 	return strings.TrimSpace(s)
+}
+
+var protoDetailed = map[Detailed]machinev1.DetailedState{
+	Pending: machinev1.DetailedState_DETAILED_STATE_PENDING, Prolog: machinev1.DetailedState_DETAILED_STATE_PROLOG,
+	Boot: machinev1.DetailedState_DETAILED_STATE_BOOT, Running: machinev1.DetailedState_DETAILED_STATE_RUNNING,
+	Shutdown: machinev1.DetailedState_DETAILED_STATE_SHUTDOWN, Epilog: machinev1.DetailedState_DETAILED_STATE_EPILOG,
+	Done: machinev1.DetailedState_DETAILED_STATE_DONE, Failed: machinev1.DetailedState_DETAILED_STATE_FAILED,
+	UnknownD: machinev1.DetailedState_DETAILED_STATE_UNKNOWN, StoppedD: machinev1.DetailedState_DETAILED_STATE_STOPPED,
+}
+
+var protoState = map[State]machinev1.MachineState{
+	Creating: machinev1.MachineState_MACHINE_STATE_CREATING, Starting: machinev1.MachineState_MACHINE_STATE_STARTING,
+	Started: machinev1.MachineState_MACHINE_STATE_STARTED, Stopping: machinev1.MachineState_MACHINE_STATE_STOPPING,
+	Stopped: machinev1.MachineState_MACHINE_STATE_STOPPED, Deleted: machinev1.MachineState_MACHINE_STATE_DELETING,
+	ErrorS: machinev1.MachineState_MACHINE_STATE_ERROR,
+}
+
+// Proto returns the bus form of m, as billing and monitoring read it.
+func (m *Machine) Proto() *machinev1.Machine {
+	out := &machinev1.Machine{
+		Uuid: m.UUID, Name: m.Name, Description: m.Description, Owner: m.Owner,
+		State: protoState[m.State], DetailedState: protoDetailed[m.DetailedState], FailureReason: m.StateMessage,
+		Type: m.Type, Cpu: uint32(m.CPU), MemoryMib: uint32(m.Memory >> 10), SwapMib: uint32(m.SwapMiB),
+		Hostname: m.Hostname, HostId: strings.TrimPrefix(m.Host, "Host/"),
+	}
+	for _, n := range m.Interfaces {
+		out.NetworkInterfaces = append(out.NetworkInterfaces, &machinev1.NetworkInterface{Ip: n.IP, Mac: n.MAC})
+	}
+	if t, err := time.Parse(time.RFC3339Nano, m.StateChanged); err == nil {
+		out.StateChangedAt = timestamppb.New(t)
+	}
+	return out
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"stratuslab.dev/platform/bus"
 	"stratuslab.dev/platform/cimi"
@@ -93,6 +94,11 @@ func (s *Scheduler) save(ctx context.Context, m *machine.Machine, rev uint64) er
 	msgID := fmt.Sprintf("%s.%d", m.UUID, rev+1)
 	if err := s.cfg.Bus.Publish(ctx, subject.Event(subject.Vmctl, subject.ResourceMachine, subject.EventUpdated), ev, msgID); err != nil {
 		s.log.Warn("cannot announce a machine's change", "machine", m.UUID, "error", err)
+	}
+	// For billing and monitoring: owner, type, cpu, memory, host.
+	sc := &machinev1.MachineStateChanged{Machine: m.Proto(), ChangedAt: timestamppb.New(s.cfg.Now())}
+	if err := s.cfg.Bus.Publish(ctx, subject.EvtMachineStateChanged, sc, msgID+".state"); err != nil {
+		s.log.Warn("cannot announce a machine's state", "machine", m.UUID, "error", err)
 	}
 	return nil
 }
