@@ -3,6 +3,8 @@ package bus
 import (
 	"context"
 	"errors"
+
+	"stratuslab.dev/platform/errs"
 )
 
 // Stable error codes this package produces itself. They are the codes of the
@@ -127,4 +129,25 @@ func errorMessage(err error) string {
 		return "The operation did not complete in time: retry later."
 	}
 	return "An internal error occurred: the administrators can find details in the logs."
+}
+
+// Transient reports whether err is worth another delivery: its code says
+// the failure may pass (unavailable, timeout) or is unexplained
+// (internal, or no code at all).
+func Transient(err error) bool {
+	switch errs.CodeOf(err) {
+	case errs.Internal, errs.Unavailable, errs.Timeout:
+		return true
+	}
+	return false
+}
+
+// Settle marks a handler's error permanent unless it is Transient, so
+// that refusals (bad input, rights, conflicts) fail the command at once
+// with their code and everything else is retried.
+func Settle(err error) error {
+	if err == nil || IsPermanent(err) || Transient(err) {
+		return err
+	}
+	return Permanent(err)
 }

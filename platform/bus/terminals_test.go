@@ -73,3 +73,25 @@ func TestTerminals(t *testing.T) {
 		cancelOther()
 	}
 }
+
+func TestSettle(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		err       error
+		permanent bool
+	}{
+		{nil, false},
+		{errs.Errorf(errs.Invalid, "bad"), true},
+		{errs.Errorf(errs.Conflict, "held"), true},
+		{errs.Errorf(errs.NotFound, "gone"), true},
+		{errs.Errorf(errs.Unavailable, "down"), false},
+		{errs.Errorf(errs.Timeout, "slow"), false},
+		{context.DeadlineExceeded, false},
+		{Permanent(errs.Errorf(errs.Unavailable, "given up")), true},
+	} {
+		got := Settle(tt.err)
+		if IsPermanent(got) != tt.permanent || (tt.err == nil) != (got == nil) {
+			t.Errorf("Settle(%v) = %v, permanent %v; want permanent %v", tt.err, got, IsPermanent(got), tt.permanent)
+		}
+	}
+}

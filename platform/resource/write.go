@@ -33,15 +33,7 @@ const (
 // failures with a stable code; other errors are retried by the bus.
 func (p *Provider) Handle(ctx context.Context, cmd *bus.Command) (bus.Result, error) {
 	res, err := p.handle(ctx, cmd)
-	if err != nil && !bus.IsPermanent(err) {
-		switch errs.CodeOf(err) {
-		case errs.Internal, errs.Unavailable, errs.Timeout:
-			// Transient or unexplained: worth another delivery.
-		default:
-			err = bus.Permanent(err)
-		}
-	}
-	return res, err
+	return res, bus.Settle(err)
 }
 
 func (p *Provider) handle(ctx context.Context, cmd *bus.Command) (bus.Result, error) {

@@ -28,14 +28,7 @@ import (
 // anything else is retried.
 func (c *Controller) Handle(ctx context.Context, cmd *bus.Command) (bus.Result, error) {
 	res, err := c.handle(ctx, cmd)
-	if err != nil && !bus.IsPermanent(err) {
-		switch errs.CodeOf(err) {
-		case errs.Internal, errs.Unavailable, errs.Timeout:
-		default:
-			err = bus.Permanent(err)
-		}
-	}
-	return res, err
+	return res, bus.Settle(err)
 }
 
 func (c *Controller) handle(ctx context.Context, cmd *bus.Command) (bus.Result, error) {

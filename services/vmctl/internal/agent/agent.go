@@ -187,12 +187,7 @@ func (a *Agent) Handle(ctx context.Context, cmd *bus.Command) (bus.Result, error
 		err = errs.Errorf(errs.Invalid, "The vmctl agent has no command %q.", verb)
 	}
 	if err != nil {
-		switch errs.CodeOf(err) {
-		case errs.Internal, errs.Unavailable, errs.Timeout:
-		default:
-			err = bus.Permanent(err)
-		}
-		return bus.Result{}, err
+		return bus.Result{}, bus.Settle(err)
 	}
 	return bus.Result{Affected: []string{"Machine/" + id}}, nil
 }

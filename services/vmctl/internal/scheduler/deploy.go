@@ -53,12 +53,7 @@ func (s *Scheduler) Handle(ctx context.Context, cmd *bus.Command) (bus.Result, e
 		err = errs.Errorf(errs.Invalid, "vmctl has no command %s.", cmd.Subject())
 	}
 	if err != nil {
-		switch errs.CodeOf(err) {
-		case errs.Internal, errs.Unavailable, errs.Timeout:
-		default:
-			err = bus.Permanent(err)
-		}
-		return bus.Result{}, err
+		return bus.Result{}, bus.Settle(err)
 	}
 	return bus.Result{Affected: []string{machine.ID(id)}}, nil
 }
@@ -134,7 +129,7 @@ func (s *Scheduler) deploy(ctx context.Context, id string, mayWait bool) error {
 			return nil // running, ending or ended: nothing to deploy
 		}
 		if stepErr != nil {
-			if transient(stepErr) {
+			if bus.Transient(stepErr) {
 				return stepErr
 			}
 			s.log.Info("machine failed", "machine", id, "vm", m.VMID, "state", m.DetailedState, "reason", stepErr)
@@ -148,14 +143,6 @@ func (s *Scheduler) deploy(ctx context.Context, id string, mayWait bool) error {
 			return err
 		}
 	}
-}
-
-func transient(err error) bool {
-	switch errs.CodeOf(err) {
-	case errs.Internal, errs.Unavailable, errs.Timeout:
-		return true
-	}
-	return false
 }
 
 // place reserves room on a host.
