@@ -320,10 +320,14 @@ func TestWebUI(t *testing.T) {
 			chromedp.SendKeys(chromedp.CSS("#edit-tag"), "web-renamed"),
 			chromedp.Click(chromedp.CSS("#edit-visibility-public")),
 			chromedp.Click(chromedp.CSS("#edit-submit")),
-			chromedp.WaitVisible(chromedp.CSS("#attr-tag")),
-			into(chromedp.Text(chromedp.CSS("#attr-tag")), &tag),
-			into(chromedp.Text(chromedp.CSS("#attr-visibility")), &vis),
 		)
+		// The page before the submit has the same elements: wait for the
+		// answer's page rather than read the old one.
+		for deadline := time.Now().Add(20 * time.Second); strings.TrimSpace(tag) != "web-renamed" && time.Now().Before(deadline); {
+			time.Sleep(100 * time.Millisecond)
+			run(t, ctx, "read the tag", chromedp.WaitVisible(chromedp.CSS("#attr-tag")), into(chromedp.Text(chromedp.CSS("#attr-tag")), &tag))
+		}
+		run(t, ctx, "read the visibility", into(chromedp.Text(chromedp.CSS("#attr-visibility")), &vis))
 		if strings.TrimSpace(tag) != "web-renamed" || strings.TrimSpace(vis) != "PUBLIC" {
 			t.Errorf("after the edit: tag %q visibility %q", tag, vis)
 		}
