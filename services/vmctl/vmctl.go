@@ -117,7 +117,11 @@ func (s *Service) Run(ctx context.Context) error {
 			return err
 		}
 		defer func() { _ = hv.Close() }()
-		cfg := agent.Config{
+		machines, err := d.Store.Collection(ctx, machine.Kind)
+		if err != nil {
+			return err
+		}
+		cfg := agent.Config{Machines: machines, DestroyStrays: func() bool { return live.Current().DestroyStrays },
 			HostID: subject.HostID(d.Boot.Instance), LibvirtURI: d.Boot.LibvirtURI, Hypervisor: hv, Hosts: registry, Bus: d.Bus,
 			Dir: filepath.Join(d.Boot.DataDir, Name, "domains"), Version: daemon.Version, Log: log,
 		}

@@ -17,7 +17,9 @@ import (
 	"time"
 
 	"stratuslab.dev/platform/bus"
+	"stratuslab.dev/platform/cimi"
 	"stratuslab.dev/platform/errs"
+	"stratuslab.dev/platform/store"
 	machinev1 "stratuslab.dev/proto/stratus/machine/v1"
 	"stratuslab.dev/proto/subject"
 	"stratuslab.dev/services/vmctl/internal/contextdisk"
@@ -32,7 +34,12 @@ type Config struct {
 	LibvirtURI string
 	Hypervisor hypervisor.Hypervisor
 	Hosts      *hosts.Registry
-	Bus        *bus.Bus
+	// Machines is the Machine collection the reconciler compares with
+	// the host's domains; nil: no reconciliation.
+	Machines store.Collection
+	// DestroyStrays says whether domains no machine owns are destroyed.
+	DestroyStrays func() bool
+	Bus           *bus.Bus
 	// Dir holds each domain's context disk and serial log.
 	Dir string
 	// Heartbeat is the period of heartbeats; 10 s when zero.
@@ -93,9 +100,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		spec := bus.ConsumerSpec{Durable: "vmctl-agent-" + a.cfg.HostID, Subjects: []string{subject.HostCommands(a.cfg.HostID)}, Concurrency: 32}
 		errc <- a.cfg.Bus.Consume(ctx, spec, a.Handle)
 	}()
+	a.reconcile(ctx)
 	t := time.NewTicker(a.cfg.Heartbeat)
 	defer t.Stop()
-	for {
+	for turn := 1; ; turn++ {
 		select {
 		case err := <-errc:
 			return err
@@ -105,7 +113,31 @@ func (a *Agent) Run(ctx context.Context) error {
 			if err := a.heartbeat(ctx); err != nil && ctx.Err() == nil {
 				a.log.Warn("heartbeat failed; retrying", "error", err)
 			}
+			if turn%6 == 0 {
+				a.reconcile(ctx)
+			}
 		}
+	}
+}
+
+// reconcile runs Reconcile and logs what it found.
+func (a *Agent) reconcile(ctx context.Context) {
+	if a.cfg.Machines == nil {
+		return
+	}
+	destroy := a.cfg.DestroyStrays == nil || a.cfg.DestroyStrays()
+	rep, err := a.Reconcile(ctx, destroy)
+	if err != nil {
+		if ctx.Err() == nil {
+			a.log.Warn("reconciliation failed; retrying later", "error", err)
+		}
+		return
+	}
+	for _, id := range rep.Strays {
+		a.log.Warn("domain without a live machine", "domain", id, "destroyed", destroy)
+	}
+	for _, id := range rep.Lost {
+		a.log.Warn("machine shown Unknown: its domain is gone or stopped", "machine", id)
 	}
 }
 
@@ -190,6 +222,15 @@ func (a *Agent) Handle(ctx context.Context, cmd *bus.Command) (bus.Result, error
 		return bus.Result{}, bus.Settle(err)
 	}
 	return bus.Result{Affected: []string{"Machine/" + id}}, nil
+}
+
+// adminIdentity reads the Machine collection whole.
+var adminIdentity = cimi.Identity{Roles: []string{cimi.RoleAdmin}}
+
+// hostQuery selects a page of the machines placed on host.
+func hostQuery(host string, first, last int) cimi.Query {
+	return cimi.Query{First: first, Last: last, Filter: &cimi.Comparison{
+		Attr: cimi.Attribute{Path: []string{"host"}}, Op: cimi.Eq, Value: cimi.Value{Kind: cimi.String, Str: hosts.DocumentID(host)}}}
 }
 
 // disk is the hypervisor form of a domain disk.
