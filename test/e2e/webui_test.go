@@ -336,6 +336,9 @@ func TestWebUI(t *testing.T) {
 			chromedp.WaitVisible(chromedp.CSS("#quick-tag")),
 			chromedp.SendKeys(chromedp.CSS("#quick-tag"), "web-renamed"),
 			chromedp.Click(chromedp.CSS("#search-submit")),
+			// #clear is on filtered lists only: the answer's page, not the
+			// list the search was typed on (which has the row too).
+			chromedp.WaitVisible(chromedp.CSS("#clear")),
 			chromedp.WaitVisible(chromedp.CSS("#row-"+id)),
 		)
 		run(t, ctx, "delete it",
