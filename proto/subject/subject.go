@@ -114,7 +114,8 @@ type Cmd struct {
 
 // ParseCommand takes a command subject apart, checking that it has the
 // shape cmd.<service>.<resource>.<verb> or cmd.vmctl.host.<hostId>.<verb>
-// and that every token is valid.
+// and that every token is valid. A four-token cmd.vmctl.host.<verb> is an
+// ordinary resource command (CIMI writes of Host records).
 func ParseCommand(s string) (Cmd, error) {
 	t := strings.Split(s, ".")
 	for _, tok := range t {
@@ -127,7 +128,9 @@ func ParseCommand(s string) (Cmd, error) {
 	}
 	hostTargeted := len(t) > 2 && t[1] == Vmctl && t[2] == hostResource
 	switch {
-	case len(t) == 4 && !hostTargeted:
+	case len(t) == 4:
+		// cmd.vmctl.host.<verb> too: the CIMI writes of Host records,
+		// which the scheduler handles, not an agent.
 		return Cmd{Service: t[1], Resource: t[2], Verb: t[3]}, nil
 	case len(t) == 5 && hostTargeted:
 		return Cmd{Service: t[1], Resource: t[2], HostID: t[3], Verb: t[4]}, nil

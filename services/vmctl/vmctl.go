@@ -92,7 +92,7 @@ func (s *Service) Run(ctx context.Context) error {
 			return err
 		}
 		provider, err := resource.New(d.Bus, Name, log, sched.Kind(), configs.Kind(),
-			resource.Kind{Name: hosts.Kind, Collection: hostColl, ReadOnly: true})
+			hosts.CIMIKind(hostColl))
 		if err != nil {
 			return err
 		}

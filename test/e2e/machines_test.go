@@ -151,6 +151,26 @@ func TestHostLost(t *testing.T) {
 	if m.Host != "Host/node-7" {
 		t.Errorf("the machine runs on %q, want Host/node-7", m.Host)
 	}
+	// Maintenance: no new machine comes to the host, the running one stays.
+	if _, err := admin.Action(ctx, "Host/node-7", "maintenance", nil); err != nil {
+		t.Fatalf("maintenance: %v", err)
+	}
+	waiting := create(ctx, t, admin, "Machine", map[string]any{"image": strings.TrimPrefix(create(ctx, t, admin, "Volume", map[string]any{"size": 1}), "Volume/")})
+	time.Sleep(2 * time.Second)
+	var w struct{ DetailedState, Host string }
+	if err := admin.Get(ctx, waiting, &w); err != nil || w.DetailedState != "Pending" {
+		t.Errorf("a machine created during maintenance: %+v %v, want Pending", w, err)
+	}
+	if err := admin.Get(ctx, id, &m); err != nil || m.DetailedState != "Running" {
+		t.Errorf("the machine already there during maintenance: %+v %v", m, err)
+	}
+	if _, err := admin.Action(ctx, "Host/node-7", "enable", nil); err != nil {
+		t.Fatalf("enable: %v", err)
+	}
+	eventually(ctx, t, "the waiting machine to run once the host is back", func() bool {
+		return admin.Get(ctx, waiting, &w) == nil && w.DetailedState == "Running"
+	})
+
 	_ = agent.Process.Kill()
 	eventually(ctx, t, "the machine to be Unknown", func() bool {
 		return admin.Get(ctx, id, &m) == nil && m.DetailedState == "Unknown"
