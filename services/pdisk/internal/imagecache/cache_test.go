@@ -237,7 +237,15 @@ func TestBadDownloads(t *testing.T) {
 			if err != nil || len(rep.Expired) != 1 || rep.Expired[0] != ou {
 				t.Errorf("Sweep = %+v, %v; want %s expired", rep, err, ou)
 			}
-			if v := a.doc(t, ou); v != nil {
+			// Replica a reads its own index, which sees b's delete a moment
+			// later.
+			deadline := time.Now().Add(10 * time.Second)
+			v := a.doc(t, ou)
+			for v != nil && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+				v = a.doc(t, ou)
+			}
+			if v != nil {
 				t.Errorf("the FAILED origin is still there: %+v", v)
 			}
 			e.waitEvent("evt.pdisk.volume.deleted", ou)
