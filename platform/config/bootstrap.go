@@ -100,6 +100,10 @@ type Bootstrap struct {
 	// VmctlRoles are the vmctl roles this process runs: "scheduler",
 	// "agent" or both.
 	VmctlRoles []string
+	// CrashAt names points in the code where the process exits at once
+	// (status 86) the first time it reaches one: crash tests use it to
+	// kill a service at a chosen step. Never set in production.
+	CrashAt []string
 	// LogFormat is "json" or "text".
 	LogFormat string
 	// LogLevel is "debug", "info", "warn" or "error".
@@ -314,6 +318,9 @@ func settings() []setting {
 				}
 				return nil
 			}, set: func(b *Bootstrap, v string) { b.VmctlRoles = splitList(v) }},
+		{key: "crash_at", flag: "crash-at", arg: "POINT,...", usage: "testing only: exit abruptly (status 86) at the first of these code points reached",
+			def: func(loader) string { return "" }, check: func(string) error { return nil },
+			set: func(b *Bootstrap, v string) { b.CrashAt = splitList(v) }},
 		{key: "log_format", flag: "log-format", arg: "FORMAT", usage: `"text" or "json"`,
 			def:   func(loader) string { return "text" },
 			check: oneOf("text", "json"), set: str(func(b *Bootstrap) *string { return &b.LogFormat })},

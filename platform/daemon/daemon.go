@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -319,4 +320,20 @@ func Announce(deps *Deps, description string) *Announcement {
 // Run serves the announcement until ctx ends.
 func (a *Announcement) Run(ctx context.Context) error {
 	return a.deps.Bus.Serve(ctx, bus.ServiceInfo{Name: a.deps.Name, Version: Version, Description: a.desc})
+}
+
+// CrashStatus is the exit status of a process that reached one of its
+// bootstrap crash points.
+const CrashStatus = 86
+
+// Crash ends the process at once, as a SIGKILL would (no deferred call,
+// no acknowledgement), when point is one of the bootstrap's crash points;
+// otherwise it does nothing. Crash tests use it to stop a service at a
+// chosen step and check that a restart converges.
+func (d *Deps) Crash(point string) {
+	if d == nil || !slices.Contains(d.Boot.CrashAt, point) {
+		return
+	}
+	d.Logger.Error("crash point reached: exiting", "point", point)
+	os.Exit(CrashStatus)
 }

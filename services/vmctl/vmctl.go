@@ -87,6 +87,7 @@ func (s *Service) Run(ctx context.Context) error {
 			Machines: machines, Counters: counters,
 			Leases: addresses.New(leaseColl, func() []addresses.Pool { return live.Current().Pools }),
 			Hosts:  registry, Bus: d.Bus, Terminals: terminals, Settings: live.Current, Log: log, Types: configs.Types,
+			Crash: d.Crash,
 		})
 		if err != nil {
 			return err
@@ -124,6 +125,7 @@ func (s *Service) Run(ctx context.Context) error {
 		cfg := agent.Config{Machines: machines, DestroyStrays: func() bool { return live.Current().DestroyStrays },
 			HostID: subject.HostID(d.Boot.Instance), LibvirtURI: d.Boot.LibvirtURI, Hypervisor: hv, Hosts: registry, Bus: d.Bus,
 			Dir: filepath.Join(d.Boot.DataDir, Name, "domains"), Version: daemon.Version, Log: log,
+			Crash: d.Crash,
 		}
 		if strings.HasPrefix(d.Boot.LibvirtURI, "test:") {
 			// The test driver runs no guest: give it room for thousands.

@@ -52,6 +52,9 @@ type Config struct {
 	CPUs      int
 	MemoryMiB int64
 	Log       *slog.Logger
+	// Crash is called after each command's work, before its answer, for
+	// crash tests (daemon.Deps.Crash); nil: nothing.
+	Crash func(point string)
 }
 
 // Agent serves one host.
@@ -73,6 +76,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if cfg.Crash == nil {
+		cfg.Crash = func(string) {}
 	}
 	return &Agent{cfg: cfg, log: cfg.Log.With("host", cfg.HostID)}, nil
 }
@@ -221,6 +227,7 @@ func (a *Agent) Handle(ctx context.Context, cmd *bus.Command) (bus.Result, error
 	if err != nil {
 		return bus.Result{}, bus.Settle(err)
 	}
+	a.cfg.Crash("vmctl.agent." + verb)
 	return bus.Result{Affected: []string{"Machine/" + id}}, nil
 }
 

@@ -142,6 +142,7 @@ func (s *Scheduler) deploy(ctx context.Context, id string, mayWait bool) error {
 			}
 			return err
 		}
+		s.cfg.Crash("vmctl.scheduler.saved-" + string(next))
 	}
 }
 
@@ -191,6 +192,7 @@ func (s *Scheduler) prolog(ctx context.Context, m *machine.Machine) (machine.Det
 		if _, err := s.callAs(ctx, owner(m), subj, stepID(m.UUID, step), msg); err != nil {
 			return "", err
 		}
+		s.cfg.Crash("vmctl.scheduler." + step)
 	}
 	return machine.Boot, nil
 }
@@ -256,10 +258,12 @@ func (s *Scheduler) boot(ctx context.Context, m *machine.Machine) (machine.Detai
 		&machinev1.DefineDomain{MachineUuid: m.UUID, Spec: spec}); err != nil {
 		return "", err
 	}
+	s.cfg.Crash("vmctl.scheduler.defined")
 	if _, err := s.call(ctx, subject.HostCommand(host, subject.VerbStartDomain), stepID(m.UUID, "start"),
 		&machinev1.StartDomain{MachineUuid: m.UUID}); err != nil {
 		return "", err
 	}
+	s.cfg.Crash("vmctl.scheduler.started")
 	return machine.Running, nil
 }
 
@@ -295,6 +299,7 @@ func (s *Scheduler) teardown(ctx context.Context, id string, end machine.Detaile
 		if err != nil && errs.CodeOf(err) != errs.NotFound {
 			return err
 		}
+		s.cfg.Crash("vmctl.scheduler.destroyed")
 	}
 	if m.Save != nil && m.SavedImage == "" && end == machine.Done && len(m.Disks) > 0 && m.Disks[0].Volume != "" {
 		// Saved during Epilog, once the guest no longer writes: a copy of
@@ -318,9 +323,11 @@ func (s *Scheduler) teardown(ctx context.Context, id string, end machine.Detaile
 			return err
 		}
 	}
+	s.cfg.Crash("vmctl.scheduler.released")
 	if err := s.cfg.Leases.Release(ctx, m.UUID); err != nil {
 		return err
 	}
+	s.cfg.Crash("vmctl.scheduler.unleased")
 	if m.Host != "" {
 		if err := s.cfg.Hosts.Release(ctx, strings.TrimPrefix(m.Host, hosts.DocumentID("")), m.UUID); err != nil && errs.CodeOf(err) != errs.NotFound {
 			return err

@@ -58,6 +58,9 @@ type Config struct {
 	// StepWait bounds the wait for another service's command; 2 minutes
 	// when zero.
 	StepWait time.Duration
+	// Crash is called at the named points of a machine's steps, for
+	// crash tests (daemon.Deps.Crash); nil: nothing.
+	Crash func(point string)
 }
 
 // Scheduler drives machines.
@@ -82,6 +85,9 @@ func New(cfg Config) (*Scheduler, error) {
 	}
 	if cfg.StepWait <= 0 {
 		cfg.StepWait = 2 * time.Minute
+	}
+	if cfg.Crash == nil {
+		cfg.Crash = func(string) {}
 	}
 	return &Scheduler{cfg: cfg, log: cfg.Log}, nil
 }
@@ -165,6 +171,7 @@ func (s *Scheduler) newMachine(ctx context.Context, who cimi.Identity, id string
 	if err != nil {
 		return nil, err
 	}
+	s.cfg.Crash("vmctl.scheduler.leased")
 	release := func() {
 		if rerr := s.cfg.Leases.Release(context.WithoutCancel(ctx), local); rerr != nil {
 			s.log.Warn("cannot release the lease of a refused machine; the reconciler will", "machine", local, "error", rerr)
