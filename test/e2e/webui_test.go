@@ -6,12 +6,15 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 	"golang.org/x/crypto/bcrypt"
+
+	"stratuslab.dev/client/sdk"
 )
 
 // chromium is Debian's browser, installed by scripts/deps.sh.
@@ -175,6 +178,56 @@ func waitReady(t *testing.T, c *cloud, services ...string) {
 			t.Fatalf("%s is not ready after 30s: %d %s\nstderr:\n%s", s, status, body, c.stderr)
 		}
 	}
+}
+
+// leave runs actions that leave the page (a form's submit, a link) and
+// waits for the page they lead to. The page is marked first: the pages
+// before and after an action often have the same elements, and no step
+// may read the one it just left.
+func leave(t *testing.T, ctx context.Context, step string, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	var marked bool
+	steps := []chromedp.Action[chromedp.Void]{
+		into(chromedp.Evaluate[bool](`document.documentElement.dataset.left = "1"; true`), &marked),
+	}
+	steps = append(steps, actions...)
+	steps = append(steps, chromedp.WaitReady(chromedp.CSS("html:not([data-left]) main")),
+		// The new page is there; wait until it is all there.
+		chromedp.Poll[chromedp.Void](`document.readyState === "complete"`))
+	run(t, ctx, step, steps...)
+}
+
+// reloadUntil opens page until the text of the element matching sel
+// holds want, and returns that text; it fails the test after 20 s with
+// what the element showed last.
+func reloadUntil(t *testing.T, ctx context.Context, page, sel, want string) string {
+	t.Helper()
+	var got string
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		run(t, ctx, "open "+page,
+			chromedp.Navigate(page),
+			chromedp.WaitVisible(chromedp.CSS(sel)),
+			into(chromedp.Text(chromedp.CSS(sel)), &got),
+		)
+		if strings.Contains(got, want) {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %s shows %q after 20s, want %q\n%s", page, sel, got, want, mainText(t, ctx))
+		}
+	}
+}
+
+// pageError is the error message the page shows, "" when none.
+func pageError(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	var nodes []*chromedp.Node
+	var msg string
+	run(t, ctx, "look for an error message", into(chromedp.Nodes(chromedp.CSS("main .error"), chromedp.AtLeast(0)), &nodes))
+	if len(nodes) > 0 {
+		run(t, ctx, "read the error message", into(chromedp.Text(chromedp.CSS("main .error")), &msg))
+	}
+	return strings.TrimSpace(msg)
 }
 
 // TestWebUI follows the administrator guide's web walkthrough in a real
@@ -357,6 +410,10 @@ func TestWebUI(t *testing.T) {
 		webLogout(t, ctx)
 	})
 
+	t.Run("Machine lifecycle", func(t *testing.T) {
+		webMachines(t, b, base, password)
+	})
+
 	t.Run("change the administrator's password", func(t *testing.T) {
 		ctx := tab(t, b)
 		const fresh = "a new memorable password"
@@ -404,4 +461,254 @@ func TestWebUI(t *testing.T) {
 		webLogin(t, ctx, base, "admin", fresh)
 		webLogout(t, ctx)
 	})
+}
+
+// webMachines runs a machine's life from its pages as a user: the empty
+// list, run from the form, Running with its details, a volume attached
+// and detached, stop, start, kill, Done with its volumes free again; bad
+// input refused with the API's message; then the Host pages as the
+// administrator: maintenance and back.
+func webMachines(t *testing.T, b context.Context, base, password string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	admin := sdk.New(base, sdk.WithBasicAuth("admin", password))
+	create(ctx, t, admin, "User", map[string]any{
+		"username": "carol", "password": "carol-secret-pw", "enabled": true,
+		"first-name": "Carol", "last-name": "Tester", "email": "carol@example.org",
+	})
+	carol := sdk.New(base, sdk.WithBasicAuth("carol", "carol-secret-pw"))
+	spare := strings.TrimPrefix(create(ctx, t, carol, "Volume", map[string]any{"size": 1, "tag": "web-spare"}), "Volume/")
+
+	tb := tab(t, b)
+	webLogin(t, tb, base, "carol", "carol-secret-pw")
+	var listed string
+	run(t, tb, "open the empty machine list",
+		chromedp.Navigate(base+"/webui/Machine"),
+		chromedp.WaitVisible(chromedp.CSS("#range")),
+		into(chromedp.Text(chromedp.CSS("#range")), &listed),
+	)
+	if strings.TrimSpace(listed) != "0 of 0" {
+		t.Errorf("a new user's machine list shows %q, want 0 of 0:\n%s", listed, mainText(t, tb))
+	}
+
+	var root string
+	run(t, tb, "create the root disk from the volume form",
+		chromedp.Navigate(base+"/webui/Volume?op=add"),
+		chromedp.WaitVisible(chromedp.CSS("#create-form")),
+		chromedp.SendKeys(chromedp.CSS("#create-size"), "1"),
+		chromedp.SendKeys(chromedp.CSS("#create-tag"), "web-root"),
+	)
+	leave(t, tb, "save the root disk", chromedp.Click(chromedp.CSS("#create-submit")))
+	run(t, tb, "read the root disk's uuid", into(chromedp.Text(chromedp.CSS("#attr-uuid")), &root))
+	root = strings.TrimSpace(root)
+
+	run(t, tb, "fill in the run form",
+		chromedp.Navigate(base+"/webui/Machine"),
+		chromedp.WaitVisible(chromedp.CSS("#add")),
+		chromedp.Click(chromedp.CSS("#add")),
+		chromedp.WaitVisible(chromedp.CSS("#create-form")),
+		chromedp.SendKeys(chromedp.CSS("#create-image"), root),
+		chromedp.SetValue(chromedp.CSS("#create-type"), "t1.micro"),
+		chromedp.SendKeys(chromedp.CSS("#create-name"), "web-vm"),
+	)
+	leave(t, tb, "run the machine", chromedp.Click(chromedp.CSS("#create-submit")))
+	var page string
+	run(t, tb, "where the run led", into(chromedp.Location(), &page))
+	id, ok := strings.CutPrefix(page, base+"/webui/Machine/")
+	if !ok || len(id) != 36 {
+		t.Fatalf("running a machine led to %s, not to its page:\n%s", page, mainText(t, tb))
+	}
+
+	state := reloadUntil(t, tb, page, "#attr-state", "Running")
+	if !strings.Contains(state, "STARTED") {
+		t.Errorf("a running machine's state shows %q, want the DMTF STARTED beside Running", state)
+	}
+	attrs := map[string]string{}
+	for _, a := range []string{"vmId", "uuid", "name", "type", "cpu", "memory", "swap", "image", "ip", "hostname", "disks", "interfaces"} {
+		var v string
+		run(t, tb, "read "+a, into(chromedp.Text(chromedp.CSS("#attr-"+a)), &v))
+		attrs[a] = strings.TrimSpace(v)
+	}
+	var m struct {
+		VMID     int    `json:"vmId"`
+		IP       string `json:"ip"`
+		Hostname string `json:"hostname"`
+	}
+	if err := carol.Get(ctx, "Machine/"+id, &m); err != nil {
+		t.Fatal(err)
+	}
+	for a, want := range map[string]string{"vmId": strconv.Itoa(m.VMID), "uuid": id, "name": "web-vm", "type": "t1.micro",
+		"cpu": "1", "memory": "512 MiB", "swap": "512 MiB", "ip": m.IP, "hostname": m.Hostname} {
+		if attrs[a] != want || want == "" {
+			t.Errorf("the machine's page shows %s %q, want %q", a, attrs[a], want)
+		}
+	}
+	if !strings.Contains(attrs["image"], root) {
+		t.Errorf("the machine's page shows image %q, want the volume %s", attrs["image"], root)
+	}
+	var rootRow string
+	run(t, tb, "read the root disk's row", into(chromedp.Text(chromedp.CSS("#disk-vda")), &rootRow))
+	if !strings.Contains(rootRow, root) || !strings.Contains(rootRow, "root") || !strings.Contains(rootRow, "at launch") {
+		t.Errorf("the disk vda row shows %q, want the root volume %s attached at launch", rootRow, root)
+	}
+
+	var row string
+	run(t, tb, "find it in the list",
+		chromedp.Navigate(base+"/webui/Machine"),
+		chromedp.WaitVisible(chromedp.CSS("#row-"+id)),
+		into(chromedp.Text(chromedp.CSS("#row-"+id)), &row),
+	)
+	if !strings.Contains(row, "Running") || !strings.Contains(row, strconv.Itoa(m.VMID)) || !strings.Contains(row, "web-vm") {
+		t.Errorf("the list shows the machine as %q", row)
+	}
+
+	// The test driver has no hot-plug: vmctl's agent adds the disk to the
+	// definition, which the API answers as attached.
+	run(t, tb, "type the spare volume in the attach form",
+		chromedp.Navigate(page),
+		chromedp.WaitVisible(chromedp.CSS("#attach-volume")),
+		chromedp.SendKeys(chromedp.CSS("#attach-volume"), spare),
+	)
+	leave(t, tb, "attach it", chromedp.Click(chromedp.CSS("#attach-submit")))
+	if msg := pageError(t, tb); msg != "" {
+		t.Fatalf("attaching a volume: %s", msg)
+	}
+	var disks string
+	run(t, tb, "see the attached disk",
+		chromedp.WaitVisible(chromedp.CSS("#detach-"+spare)),
+		into(chromedp.Text(chromedp.CSS("#attr-disks")), &disks),
+	)
+	if !strings.Contains(disks, spare) || !strings.Contains(disks, "hot-plugged") {
+		t.Errorf("after the attach the disks show:\n%s", disks)
+	}
+	if v := volumeOf(ctx, t, carol, spare); v.State != "IN_USE" || v.Machine != "Machine/"+id {
+		t.Errorf("the attached volume: %+v", v)
+	}
+	leave(t, tb, "detach it", chromedp.Click(chromedp.CSS("#detach-"+spare)))
+	run(t, tb, "see it gone", into(chromedp.Text(chromedp.CSS("#attr-disks")), &disks))
+	if strings.Contains(disks, spare) || pageError(t, tb) != "" {
+		t.Errorf("after the detach the page shows %q, error %q", disks, pageError(t, tb))
+	}
+	if v := volumeOf(ctx, t, carol, spare); v.State != "AVAILABLE" || v.Machine != "" {
+		t.Errorf("the detached volume: %+v", v)
+	}
+	run(t, tb, "attach it again", chromedp.SendKeys(chromedp.CSS("#attach-volume"), spare))
+	leave(t, tb, "submit the attach form", chromedp.Click(chromedp.CSS("#attach-submit")))
+	run(t, tb, "see it attached", chromedp.WaitVisible(chromedp.CSS("#detach-"+spare)))
+
+	for _, step := range []struct{ button, want string }{{"action-stop", "Stopped"}, {"action-start", "Running"}} {
+		leave(t, tb, "click "+step.button, chromedp.Click(chromedp.CSS("#"+step.button)))
+		if msg := pageError(t, tb); msg != "" {
+			t.Fatalf("%s: %s", step.button, msg)
+		}
+		reloadUntil(t, tb, page, "#attr-state", step.want)
+	}
+
+	run(t, tb, "ask to kill it",
+		chromedp.Click(chromedp.CSS("#kill")),
+		chromedp.WaitVisible(chromedp.CSS("#confirm-kill")),
+	)
+	leave(t, tb, "confirm the kill", chromedp.Click(chromedp.CSS("#confirm-kill")))
+	reloadUntil(t, tb, page, "#attr-state", "Done")
+	var left []*chromedp.Node
+	run(t, tb, "look for what a Done machine offers",
+		into(chromedp.Nodes(chromedp.CSS(`#kill, [id^="action-"], #attach-form, [id^="detach-"]`), chromedp.AtLeast(0)), &left))
+	if len(left) > 0 {
+		t.Errorf("a Done machine's page still offers %d actions:\n%s", len(left), mainText(t, tb))
+	}
+	for _, v := range []string{root, spare} {
+		eventually(ctx, t, "volume "+v+" to be free after the kill", func() bool {
+			got := volumeOf(ctx, t, carol, v)
+			return got.State == "AVAILABLE" && got.Machine == "" && len(got.Attachments) == 0
+		})
+	}
+
+	// Bad input: the browser's own checks are set aside, as a stale form
+	// or a hand-made request would, to show the server's answer.
+	before := countMachines(ctx, t, carol)
+	for _, bad := range []struct {
+		name, script, want string
+	}{
+		{"unknown type", `(() => { const s = document.getElementById("create-type"); s.add(new Option("m9.huge", "m9.huge")); s.value = "m9.huge"; return true })()`,
+			`Unknown machine type "m9.huge"`},
+		{"cpu 0", `(() => { document.getElementById("create-cpu").value = "0"; return true })()`, "CPUs, not 0"},
+	} {
+		var done bool
+		run(t, tb, "fill in the run form with "+bad.name,
+			chromedp.Navigate(base+"/webui/Machine?op=add"),
+			chromedp.WaitVisible(chromedp.CSS("#create-form")),
+			chromedp.SendKeys(chromedp.CSS("#create-image"), root),
+			into(chromedp.Evaluate[bool](`document.getElementById("create-form").noValidate = true`), &done),
+			into(chromedp.Evaluate[bool](bad.script), &done),
+		)
+		leave(t, tb, "run with "+bad.name, chromedp.Click(chromedp.CSS("#create-submit")))
+		var image string
+		run(t, tb, "read the form again", chromedp.WaitVisible(chromedp.CSS("#create-form")), into(chromedp.Value(chromedp.CSS("#create-image")), &image))
+		if msg := pageError(t, tb); !strings.Contains(msg, bad.want) {
+			t.Errorf("%s: the page says %q, want the API's message with %q", bad.name, msg, bad.want)
+		}
+		if image != root {
+			t.Errorf("%s: the form came back with image %q, want what was typed", bad.name, image)
+		}
+	}
+	if after := countMachines(ctx, t, carol); after != before {
+		t.Errorf("bad input made machines: %d, then %d", before, after)
+	}
+	webLogout(t, tb)
+
+	webHost(ctx, t, b, base, password, admin)
+}
+
+// volumeOf reads what the Volume API says of a volume's use.
+func volumeOf(ctx context.Context, t *testing.T, c *sdk.Client, uuid string) (v struct {
+	State       string
+	Machine     string
+	Attachments []any
+}) {
+	t.Helper()
+	if err := c.Get(ctx, "Volume/"+uuid, &v); err != nil {
+		t.Fatalf("read volume %s: %v", uuid, err)
+	}
+	return v
+}
+
+// webHost puts the all-in-one's host in maintenance and back from its
+// page, as the administrator.
+func webHost(ctx context.Context, t *testing.T, b context.Context, base, password string, admin *sdk.Client) {
+	_, hs, err := sdk.QueryAs[struct{ ID string }](ctx, admin, "Host", sdk.Query{})
+	if err != nil || len(hs) != 1 {
+		t.Fatalf("the all-in-one's hosts: %v %v", hs, err)
+	}
+	host := strings.TrimPrefix(hs[0].ID, "Host/")
+	tb := tab(t, b)
+	webLogin(t, tb, base, "admin", password)
+	var row string
+	run(t, tb, "find the host in the Host list",
+		chromedp.Navigate(base+"/webui/Host"),
+		chromedp.WaitVisible(chromedp.CSS("#row-"+host)),
+		into(chromedp.Text(chromedp.CSS("#row-"+host)), &row),
+	)
+	if !strings.Contains(row, "AVAILABLE") || !strings.Contains(row, "false") {
+		t.Errorf("the Host list shows the host as %q, want it AVAILABLE and not in maintenance", row)
+	}
+	leave(t, tb, "open the host", chromedp.Click(chromedp.CSS(`#row-`+host+` a[href="/webui/Host/`+host+`"]`)))
+	for _, step := range []struct {
+		button, want string
+	}{{"action-maintenance", "true"}, {"action-enable", "false"}} {
+		run(t, tb, "see "+step.button, chromedp.WaitVisible(chromedp.CSS("#action-maintenance")), chromedp.WaitVisible(chromedp.CSS("#action-enable")))
+		leave(t, tb, "click "+step.button, chromedp.Click(chromedp.CSS("#"+step.button)))
+		if msg := pageError(t, tb); msg != "" {
+			t.Fatalf("%s: %s", step.button, msg)
+		}
+		var shown string
+		run(t, tb, "read maintenance", into(chromedp.Text(chromedp.CSS("#attr-maintenance")), &shown))
+		var h struct{ Maintenance bool }
+		if err := admin.Get(ctx, "Host/"+host, &h); err != nil {
+			t.Fatal(err)
+		}
+		if strings.TrimSpace(shown) != step.want || strconv.FormatBool(h.Maintenance) != step.want {
+			t.Errorf("after %s the page shows maintenance %q, the API %v; want %s", step.button, shown, h.Maintenance, step.want)
+		}
+	}
+	webLogout(t, tb)
 }

@@ -9,7 +9,8 @@
 // Volume shows the guide's persistent disks with where each is mounted;
 // Machine (machines.go) runs machines with the options of
 // stratus-run-instance, and stops, starts, restarts, shuts down and kills
-// them, attaching and detaching volumes. It does nothing the REST API
+// them, attaching and detaching volumes (a Done machine, kept only to be
+// read, offers none of that). It does nothing the REST API
 // cannot do: every page is one call to api.Resources or to the Sessions on
 // behalf of the browser's session, so the same rules (ACL, operations,
 // validation) apply. Pages work without JavaScript; forms that change

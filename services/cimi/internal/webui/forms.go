@@ -320,6 +320,7 @@ func (u *UI) refused(w http.ResponseWriter, r *http.Request, s api.Session, k ap
 		u.fail(w, r, s, err)
 		return
 	}
+	doc = offered(u.views[k.Name], doc)
 	v := &view{Title: id, User: s.Identity.User, Error: errs.MessageOf(err)}
 	v.Resource = u.resourceModel(r.Context(), s, k, id, doc, operations(doc), typed)
 	u.render(w, errs.HTTPStatus(code), "resource", v)

@@ -74,6 +74,10 @@ func machineView() kindView {
 		ActionParams: map[string]string{"attach_volume": "volume", "detach_volume": "volume"},
 		ActionForms: []actionForm{{ID: "attach", Action: "attach_volume", Param: "volume", Label: "attach a volume",
 			Placeholder: "volume uuid", Submit: "attach"}},
+		// A Done machine stays a while to be read (describe-instance shows
+		// Done); vmctl refuses to kill it again, and it holds nothing to
+		// stop, start or detach.
+		Ended: func(d api.Document) bool { return text(d["detailedState"]) == "Done" },
 	}
 }
 

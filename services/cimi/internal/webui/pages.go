@@ -89,6 +89,10 @@ func extraColumns(kind string) []string {
 		return []string{"state", "type"}
 	case "MachineConfiguration":
 		return []string{"cpu", "memory", "cpuArch"}
+	case "Host":
+		// What an administrator checks before maintenance: whether the
+		// host is up, already out of placement, and how busy.
+		return []string{"state", "maintenance", "runningMachines", "hypervisor"}
 	}
 	return nil
 }
@@ -273,7 +277,27 @@ func (u *UI) get(w http.ResponseWriter, r *http.Request, s api.Session) (api.Kin
 		u.fail(w, r, s, err)
 		return k, id, nil, false
 	}
-	return k, id, doc, true
+	return k, id, offered(u.views[k.Name], doc), true
+}
+
+// offered returns doc with the operations its page offers: those of an
+// ended resource (kindView.Ended) lose the actions and the delete.
+func offered(kv kindView, doc api.Document) api.Document {
+	if kv.Ended == nil || !kv.Ended(doc) {
+		return doc
+	}
+	var keep []cimi.Operation
+	for _, o := range operations(doc) {
+		if o.Rel != cimi.RelDelete && !strings.HasPrefix(o.Rel, cimi.ActionURIPrefix) {
+			keep = append(keep, o)
+		}
+	}
+	out := make(api.Document, len(doc))
+	for a, v := range doc {
+		out[a] = v
+	}
+	out["operations"] = keep
+	return out
 }
 
 // resource serves a resource page, its JSON, its editor or the

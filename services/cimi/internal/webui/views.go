@@ -46,6 +46,11 @@ type kindView struct {
 	// ActionForms are small forms of a resource page for actions taking a
 	// parameter the person types, each shown when the action is offered.
 	ActionForms []actionForm
+	// Ended reports whether a resource is over and kept only to be read
+	// (a machine in Done). Its page then offers no action and no delete,
+	// whatever the operations list: the gateway lists every action of the
+	// kind, and on such a resource each would only be refused.
+	Ended func(doc api.Document) bool
 }
 
 // kindViews is the table of the kinds with pages of their own.

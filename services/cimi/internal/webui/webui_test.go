@@ -64,6 +64,7 @@ func (m *memResources) Kinds() []api.Kind {
 		{Name: "Volume", Attr: "volumes", AddRole: cimi.RoleUser},
 		{Name: "Machine", Attr: "machines", AddRole: cimi.RoleUser,
 			Actions: []string{"stop", "start", "restart", "shutdown", "attach_volume", "detach_volume"}},
+		{Name: "Host", Attr: "hosts", Actions: []string{"maintenance", "enable"}},
 	}
 	if m.configs {
 		kinds = append(kinds, api.Kind{Name: "MachineConfiguration", Attr: "machineConfigurations", AddRole: cimi.RoleAdmin})
@@ -1373,7 +1374,7 @@ func TestMachinePage(t *testing.T) {
 			`<td id="attr-state">Failed <small class="note">ERROR</small></td>`,
 			`<td id="attr-state-message">No host has 64 GiB of RAM free.</td>`,
 			`<td id="attr-image">http://img.example.org/a.qcow2 <small class="note">1073741824 bytes, SHA-1 ab12</small></td>`,
-			`<td id="attr-memory">1000 MiB</td>`, `<td id="attr-host">Host/node-1</td>`,
+			`<td id="attr-memory">1000 MiB</td>`, `<td id="attr-host"><a href="/webui/Host/node-1">Host/node-1</a></td>`,
 			`<td id="attr-saved-volume"><a href="/webui/Volume/` + diskU3 + `">` + diskU3 + `</a></td>`,
 			`<td id="attr-disks">none</td>`, `<td id="attr-interfaces">none</td>`,
 			`<td id="attr-context"><ul><li>method cloud-init</li><li>cloud-init ssh,key#none,script.sh</li><li>1 files</li><li>user data, 23 bytes</li></ul></td>`,
@@ -1399,6 +1400,39 @@ func TestMachinePage(t *testing.T) {
 			}
 			contains(t, w.Body.String(), c.want, c.notWant)
 		})
+	}
+}
+
+// A Done machine stays to be read: its page offers nothing to do, though
+// the gateway lists every action of the kind.
+func TestDoneMachine(t *testing.T) {
+	t.Parallel()
+	f := newFixture()
+	f.res.put(machine(machM1, 42, api.Document{"state": "DELETED", "detailedState": "Done"}))
+	f.res.fail = map[string]error{"delete Machine/" + machM1: errs.New(errs.Conflict, "Machine 42 is already done.")}
+	page := "/webui/Machine/" + machM1
+	none := []string{`id="kill"`, `id="action-`, `id="attach-form"`, `id="detach-`, `<th></th>`}
+
+	w := f.do(t, req{method: http.MethodGet, path: page, token: adminToken})
+	if w.Code != http.StatusOK {
+		t.Fatalf("status %d:\n%s", w.Code, w.Body)
+	}
+	// The disks it had stay listed, without their detach button.
+	contains(t, w.Body.String(), []string{`<td id="attr-state">Done <small class="note">DELETED</small></td>`, `id="view-json"`,
+		`id="edit"`, `<tr id="disk-vdd"><td>vdd</td><td>persistent</td>`}, none)
+
+	// A kill sent from a page left open is refused, and the page shown
+	// again offers nothing either.
+	w = f.do(t, req{method: http.MethodPost, path: page, form: url.Values{"op": {"delete"}}, token: adminToken})
+	if w.Code != http.StatusConflict {
+		t.Fatalf("status %d, want 409:\n%s", w.Code, w.Body)
+	}
+	contains(t, w.Body.String(), []string{`<p class="error" role="alert">Machine 42 is already done.</p>`,
+		`<td id="attr-state">Done`}, none)
+
+	if w := f.do(t, req{method: http.MethodGet, path: page + "?op=delete", token: adminToken}); w.Code != http.StatusForbidden ||
+		strings.Contains(w.Body.String(), `id="confirm-kill"`) {
+		t.Errorf("the kill confirmation of a Done machine: %d\n%s", w.Code, w.Body)
 	}
 }
 
@@ -1523,4 +1557,40 @@ func FuzzParsePairs(f *testing.F) {
 			t.Fatalf("%q → %+v → %+v (%v)", s, ps, again, err)
 		}
 	})
+}
+
+// Hosts: administrators see whether each host is up and in maintenance,
+// and switch maintenance from its page.
+func TestHostPages(t *testing.T) {
+	t.Parallel()
+	f := newFixture()
+	f.res.put(api.Document{"id": "Host/node-1", "resourceURI": cimi.ResourceURI("Host"), "name": "node-1", "hostname": "node-1.example.org",
+		"state": "AVAILABLE", "maintenance": true, "runningMachines": float64(3), "hypervisor": "QEMU", "updated": "2025-02-03T04:05:06Z",
+		"acl": map[string]any{"owner": map[string]any{"principal": "::ADMIN", "type": "ROLE"}}})
+	w := f.do(t, req{method: http.MethodGet, path: "/webui/Host", token: adminToken})
+	if w.Code != http.StatusOK {
+		t.Fatalf("status %d:\n%s", w.Code, w.Body)
+	}
+	contains(t, w.Body.String(), []string{
+		`<th><a href="/webui/Host?%24orderby=state">state</a></th><th><a href="/webui/Host?%24orderby=maintenance">maintenance</a></th>` +
+			`<th><a href="/webui/Host?%24orderby=runningMachines">runningMachines</a></th>` +
+			`<th><a href="/webui/Host?%24orderby=hypervisor">hypervisor</a></th>`,
+		`<tr id="row-node-1"><td><a href="/webui/Host/node-1">node-1</a></td><td>node-1</td><td></td><td>AVAILABLE</td><td>true</td><td>3</td><td>QEMU</td>`,
+	}, []string{`id="add"`})
+
+	w = f.do(t, req{method: http.MethodGet, path: "/webui/Host/node-1", token: adminToken})
+	if w.Code != http.StatusOK {
+		t.Fatalf("status %d:\n%s", w.Code, w.Body)
+	}
+	contains(t, w.Body.String(), []string{`<td id="attr-maintenance">true</td>`,
+		`<input type="hidden" name="action" value="maintenance"><button id="action-maintenance" type="submit">maintenance</button>`,
+		`<input type="hidden" name="action" value="enable"><button id="action-enable" type="submit">enable</button>`}, nil)
+
+	w = f.do(t, req{method: http.MethodPost, path: "/webui/Host/node-1", form: url.Values{"op": {"action"}, "action": {"enable"}}, token: adminToken})
+	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/webui/Host/node-1" {
+		t.Errorf("enable: %d to %q", w.Code, w.Header().Get("Location"))
+	}
+	if _, body, _ := f.res.last(); body != `{"action":"http://schemas.dmtf.org/cimi/1/action/enable","resourceURI":"http://schemas.dmtf.org/cimi/1/Action"}` {
+		t.Errorf("enable sent %s", body)
+	}
 }
