@@ -20,6 +20,9 @@ if [ "$all" != "--debs" ]; then
 	debs+=(qemu-system-x86 libvirt-daemon-driver-qemu) # vmctl hypervisor tests boot real TCG guests through libvirt's embedded QEMU driver (qemu:///embed)
 	debs+=(libvirt-daemon) # vmctl hypervisor tests run a session libvirtd (no services started) and kill it to test reconnects
 	debs+=(busybox-static syslinux syslinux-common mtools cpio xorriso qemu-system-x86) # scripts/appliance.sh builds the test appliance (it also downloads a kernel .deb with apt-get download); vmctl appliance tests boot it with QEMU
+	debs+=(util-linux) # vmctl agent tests compare the swap disk's header with mkswap's and read it with blkid
+	debs+=(xmlsec1 libxml2-utils) # client/metadata/xmlsig interop tests sign and verify with xmlsec1 and cross-check canonical XML with xmllint --c14n
+	debs+=(openssl libxml2-utils bzip2 xz-utils) # client/metadata tests compare DN with openssl -nameopt RFC2253, read rendered entries with xmllint and build entries of bzip2/xz-compressed images (qemu-img makes the qcow2/vmdk/vdi/vhdx ones)
 fi
 missing=()
 for p in "${debs[@]}"; do
