@@ -62,9 +62,9 @@ func serialLine(ctx context.Context, t *testing.T, path, want string) string {
 
 // TestRealGuest starts the test appliance through the whole stack on
 // libvirt's embedded QEMU driver (TCG): the image is downloaded into the
-// cache, the machine boots, its kernel reads the context disk (hostname,
-// key), a volume is hot-plugged and unplugged, and a kill gives
-// everything back.
+// cache, the machine boots with its swap disk, its kernel reads the
+// context disk (hostname, key), a volume is hot-plugged and unplugged, a
+// stop waits for the guest to power off, and a kill gives everything back.
 func TestRealGuest(t *testing.T) {
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
 		t.Skip("qemu-system-x86_64 is not installed (scripts/deps.sh installs it): the real guest test did not run")
@@ -138,6 +138,12 @@ func TestRealGuest(t *testing.T) {
 	if got := serialLine(ctx, t, serial, "key="); !strings.Contains(got, key[:40]) {
 		t.Errorf("the guest reports %q, want the key", got)
 	}
+	// t1.micro: the root disk vda and its 512 MiB swap disk vdb, which the
+	// guest lists in order ("disks=sr0 vda vdb").
+	serialLine(ctx, t, serial, "vda vdb")
+	if fi, err := os.Stat(filepath.Join(filepath.Dir(serial), "swap.img")); err != nil || fi.Size() != 512<<20 {
+		t.Errorf("the swap disk on the host: %v, %v; want 512 MiB", fi, err)
+	}
 	serialLine(ctx, t, serial, "ready")
 	t.Logf("Running %v after the request; the guest's first serial line (%q) %v after it", running, first, firstLine)
 
@@ -146,11 +152,24 @@ func TestRealGuest(t *testing.T) {
 	if _, err := admin.Action(ctx, res.ID, "attach_volume", map[string]any{"volume": volUUID}); err != nil {
 		t.Fatalf("attach: %v", err)
 	}
-	serialLine(ctx, t, serial, "disk-added=vdb")
+	serialLine(ctx, t, serial, "disk-added=vdc")
 	if _, err := admin.Action(ctx, res.ID, "detach_volume", map[string]any{"volume": volUUID}); err != nil {
 		t.Fatalf("detach: %v", err)
 	}
-	serialLine(ctx, t, serial, "disk-removed=vdb")
+	serialLine(ctx, t, serial, "disk-removed=vdc")
+
+	// stop presses the power button and waits for the guest, which the
+	// appliance obeys: Stopped, with no word of a forced power-off.
+	if _, err := admin.Action(ctx, res.ID, "stop", nil); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	eventually(ctx, t, "the machine to be Stopped", func() bool {
+		return admin.Get(ctx, res.ID, &m) == nil && m.DetailedState == "Stopped"
+	})
+	if m.StateMessage != "" {
+		t.Errorf("a guest that powered off by itself: the machine says %q", m.StateMessage)
+	}
+	serialLine(ctx, t, serial, "powering off")
 
 	if _, err := admin.Delete(ctx, res.ID); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ package machinev1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	v1 "stratuslab.dev/proto/stratus/common/v1"
@@ -358,13 +359,18 @@ type DomainSpec struct {
 	Cpu   uint32                 `protobuf:"varint,1,opt,name=cpu,proto3" json:"cpu,omitempty"`
 	// Memory in MiB.
 	MemoryMib uint32 `protobuf:"varint,2,opt,name=memory_mib,json=memoryMib,proto3" json:"memory_mib,omitempty"`
-	// Local swap disk the agent creates, in MiB; 0 for none.
+	// Local swap disk the agent creates, in MiB; 0 for none. The agent
+	// writes it as a raw file beside the domain, with a Linux swap
+	// signature, and removes it with the domain.
 	SwapMib uint32 `protobuf:"varint,3,opt,name=swap_mib,json=swapMib,proto3" json:"swap_mib,omitempty"`
 	// Disks in boot order; the first is the root disk.
-	Disks         []*DomainDisk      `protobuf:"bytes,4,rep,name=disks,proto3" json:"disks,omitempty"`
-	Interfaces    []*DomainInterface `protobuf:"bytes,5,rep,name=interfaces,proto3" json:"interfaces,omitempty"`
-	Hostname      string             `protobuf:"bytes,6,opt,name=hostname,proto3" json:"hostname,omitempty"`
-	Context       *DomainContext     `protobuf:"bytes,7,opt,name=context,proto3" json:"context,omitempty"`
+	Disks      []*DomainDisk      `protobuf:"bytes,4,rep,name=disks,proto3" json:"disks,omitempty"`
+	Interfaces []*DomainInterface `protobuf:"bytes,5,rep,name=interfaces,proto3" json:"interfaces,omitempty"`
+	Hostname   string             `protobuf:"bytes,6,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	Context    *DomainContext     `protobuf:"bytes,7,opt,name=context,proto3" json:"context,omitempty"`
+	// Guest device of the swap disk, e.g. "vdb"; it comes right after the
+	// root disk. Without it there is no swap disk, whatever swap_mib says.
+	SwapDevice    string `protobuf:"bytes,8,opt,name=swap_device,json=swapDevice,proto3" json:"swap_device,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -446,6 +452,13 @@ func (x *DomainSpec) GetContext() *DomainContext {
 		return x.Context
 	}
 	return nil
+}
+
+func (x *DomainSpec) GetSwapDevice() string {
+	if x != nil {
+		return x.SwapDevice
+	}
+	return ""
 }
 
 // DefineDomain writes the context disk and defines, without starting, the
@@ -563,12 +576,16 @@ func (x *StartDomain) GetMachineUuid() string {
 	return ""
 }
 
-// ShutdownDomain asks the guest to power off through ACPI (shutdown_domain);
-// it completes once asked, and the guest's power-off is reported later.
+// ShutdownDomain asks the guest to power off through ACPI (shutdown_domain)
+// and waits, up to timeout, until the domain is shut off. It completes when
+// the guest powered off (or did not run); it fails with the code "timeout"
+// when the guest still runs after timeout, and the sender then destroys
+// the domain. Without a timeout it completes once the guest is asked.
 type ShutdownDomain struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Meta          *v1.Meta               `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
 	MachineUuid   string                 `protobuf:"bytes,2,opt,name=machine_uuid,json=machineUuid,proto3" json:"machine_uuid,omitempty"`
+	Timeout       *durationpb.Duration   `protobuf:"bytes,3,opt,name=timeout,proto3" json:"timeout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -615,6 +632,13 @@ func (x *ShutdownDomain) GetMachineUuid() string {
 		return x.MachineUuid
 	}
 	return ""
+}
+
+func (x *ShutdownDomain) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
 }
 
 // RebootDomain asks the guest to reboot (reboot_domain).
@@ -940,7 +964,7 @@ var File_stratus_machine_v1_agent_proto protoreflect.FileDescriptor
 
 const file_stratus_machine_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x1estratus/machine/v1/agent.proto\x12\x12stratus.machine.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1estratus/common/v1/common.proto\x1a stratus/machine/v1/machine.proto\"\xae\x01\n" +
+	"\x1estratus/machine/v1/agent.proto\x12\x12stratus.machine.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1estratus/common/v1/common.proto\x1a stratus/machine/v1/machine.proto\"\xae\x01\n" +
 	"\n" +
 	"DomainDisk\x12\x16\n" +
 	"\x06device\x18\x01 \x01(\tR\x06device\x12\x12\n" +
@@ -957,7 +981,7 @@ const file_stratus_machine_v1_agent_proto_rawDesc = "" +
 	"\x06method\x18\x01 \x01(\x0e2!.stratus.machine.v1.ContextMethodR\x06method\x125\n" +
 	"\x05pairs\x18\x02 \x03(\v2\x1f.stratus.machine.v1.ContextPairR\x05pairs\x12/\n" +
 	"\x14cloud_init_user_data\x18\x03 \x01(\fR\x11cloudInitUserData\x12\x1b\n" +
-	"\tdisk_spec\x18\x04 \x01(\fR\bdiskSpec\"\xac\x02\n" +
+	"\tdisk_spec\x18\x04 \x01(\fR\bdiskSpec\"\xcd\x02\n" +
 	"\n" +
 	"DomainSpec\x12\x10\n" +
 	"\x03cpu\x18\x01 \x01(\rR\x03cpu\x12\x1d\n" +
@@ -969,17 +993,20 @@ const file_stratus_machine_v1_agent_proto_rawDesc = "" +
 	"interfaces\x18\x05 \x03(\v2#.stratus.machine.v1.DomainInterfaceR\n" +
 	"interfaces\x12\x1a\n" +
 	"\bhostname\x18\x06 \x01(\tR\bhostname\x12;\n" +
-	"\acontext\x18\a \x01(\v2!.stratus.machine.v1.DomainContextR\acontext\"\x92\x01\n" +
+	"\acontext\x18\a \x01(\v2!.stratus.machine.v1.DomainContextR\acontext\x12\x1f\n" +
+	"\vswap_device\x18\b \x01(\tR\n" +
+	"swapDevice\"\x92\x01\n" +
 	"\fDefineDomain\x12+\n" +
 	"\x04meta\x18\x01 \x01(\v2\x17.stratus.common.v1.MetaR\x04meta\x12!\n" +
 	"\fmachine_uuid\x18\x02 \x01(\tR\vmachineUuid\x122\n" +
 	"\x04spec\x18\x03 \x01(\v2\x1e.stratus.machine.v1.DomainSpecR\x04spec\"]\n" +
 	"\vStartDomain\x12+\n" +
 	"\x04meta\x18\x01 \x01(\v2\x17.stratus.common.v1.MetaR\x04meta\x12!\n" +
-	"\fmachine_uuid\x18\x02 \x01(\tR\vmachineUuid\"`\n" +
+	"\fmachine_uuid\x18\x02 \x01(\tR\vmachineUuid\"\x95\x01\n" +
 	"\x0eShutdownDomain\x12+\n" +
 	"\x04meta\x18\x01 \x01(\v2\x17.stratus.common.v1.MetaR\x04meta\x12!\n" +
-	"\fmachine_uuid\x18\x02 \x01(\tR\vmachineUuid\"^\n" +
+	"\fmachine_uuid\x18\x02 \x01(\tR\vmachineUuid\x123\n" +
+	"\atimeout\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"^\n" +
 	"\fRebootDomain\x12+\n" +
 	"\x04meta\x18\x01 \x01(\v2\x17.stratus.common.v1.MetaR\x04meta\x12!\n" +
 	"\fmachine_uuid\x18\x02 \x01(\tR\vmachineUuid\"{\n" +
@@ -1049,7 +1076,8 @@ var file_stratus_machine_v1_agent_proto_goTypes = []any{
 	(ContextMethod)(0),            // 15: stratus.machine.v1.ContextMethod
 	(*ContextPair)(nil),           // 16: stratus.machine.v1.ContextPair
 	(*v1.Meta)(nil),               // 17: stratus.common.v1.Meta
-	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 18: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
 }
 var file_stratus_machine_v1_agent_proto_depIdxs = []int32{
 	0,  // 0: stratus.machine.v1.DomainDisk.format:type_name -> stratus.machine.v1.DiskFormat
@@ -1063,18 +1091,19 @@ var file_stratus_machine_v1_agent_proto_depIdxs = []int32{
 	5,  // 8: stratus.machine.v1.DefineDomain.spec:type_name -> stratus.machine.v1.DomainSpec
 	17, // 9: stratus.machine.v1.StartDomain.meta:type_name -> stratus.common.v1.Meta
 	17, // 10: stratus.machine.v1.ShutdownDomain.meta:type_name -> stratus.common.v1.Meta
-	17, // 11: stratus.machine.v1.RebootDomain.meta:type_name -> stratus.common.v1.Meta
-	17, // 12: stratus.machine.v1.DestroyDomain.meta:type_name -> stratus.common.v1.Meta
-	17, // 13: stratus.machine.v1.HotplugDisk.meta:type_name -> stratus.common.v1.Meta
-	2,  // 14: stratus.machine.v1.HotplugDisk.disk:type_name -> stratus.machine.v1.DomainDisk
-	17, // 15: stratus.machine.v1.UnplugDisk.meta:type_name -> stratus.common.v1.Meta
-	1,  // 16: stratus.machine.v1.DomainStateChanged.state:type_name -> stratus.machine.v1.DomainState
-	18, // 17: stratus.machine.v1.DomainStateChanged.observed_at:type_name -> google.protobuf.Timestamp
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	18, // 11: stratus.machine.v1.ShutdownDomain.timeout:type_name -> google.protobuf.Duration
+	17, // 12: stratus.machine.v1.RebootDomain.meta:type_name -> stratus.common.v1.Meta
+	17, // 13: stratus.machine.v1.DestroyDomain.meta:type_name -> stratus.common.v1.Meta
+	17, // 14: stratus.machine.v1.HotplugDisk.meta:type_name -> stratus.common.v1.Meta
+	2,  // 15: stratus.machine.v1.HotplugDisk.disk:type_name -> stratus.machine.v1.DomainDisk
+	17, // 16: stratus.machine.v1.UnplugDisk.meta:type_name -> stratus.common.v1.Meta
+	1,  // 17: stratus.machine.v1.DomainStateChanged.state:type_name -> stratus.machine.v1.DomainState
+	19, // 18: stratus.machine.v1.DomainStateChanged.observed_at:type_name -> google.protobuf.Timestamp
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_stratus_machine_v1_agent_proto_init() }

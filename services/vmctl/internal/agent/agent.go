@@ -13,7 +13,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"stratuslab.dev/platform/bus"
@@ -25,6 +27,7 @@ import (
 	"stratuslab.dev/services/vmctl/internal/contextdisk"
 	"stratuslab.dev/services/vmctl/internal/hosts"
 	"stratuslab.dev/services/vmctl/internal/hypervisor"
+	"stratuslab.dev/services/vmctl/internal/settings"
 )
 
 // Config is what an Agent works with.
@@ -40,7 +43,8 @@ type Config struct {
 	// DestroyStrays says whether domains no machine owns are destroyed.
 	DestroyStrays func() bool
 	Bus           *bus.Bus
-	// Dir holds each domain's context disk and serial log.
+	// Dir holds each domain's directory: its context and swap disks and
+	// its serial log.
 	Dir string
 	// Heartbeat is the period of heartbeats; 10 s when zero.
 	Heartbeat time.Duration
@@ -61,6 +65,12 @@ type Config struct {
 type Agent struct {
 	cfg Config
 	log *slog.Logger
+
+	// mu guards stopping: when this agent last powered each domain off
+	// on request (a stop), so that the reconciler does not take it for a
+	// guest that stopped by itself before the scheduler records Stopped.
+	mu       sync.Mutex
+	stopping map[string]time.Time
 }
 
 // New returns the agent of cfg.
@@ -80,7 +90,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Crash == nil {
 		cfg.Crash = func(string) {}
 	}
-	return &Agent{cfg: cfg, log: cfg.Log.With("host", cfg.HostID)}, nil
+	return &Agent{cfg: cfg, log: cfg.Log.With("host", cfg.HostID), stopping: map[string]time.Time{}}, nil
 }
 
 // Register records the host and what it has.
@@ -103,7 +113,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	errc := make(chan error, 1)
 	go func() {
-		spec := bus.ConsumerSpec{Durable: "vmctl-agent-" + a.cfg.HostID, Subjects: []string{subject.HostCommands(a.cfg.HostID)}, Concurrency: 32}
+		// A shutdown waits for its guest, up to maxShutdownWait: the
+		// command is kept in progress meanwhile, and a crashed agent's
+		// commands come back after AckWait.
+		spec := bus.ConsumerSpec{Durable: "vmctl-agent-" + a.cfg.HostID, Subjects: []string{subject.HostCommands(a.cfg.HostID)}, Concurrency: 32,
+			AckWait: 10 * time.Second, MaxRun: 2 * maxShutdownWait}
 		errc <- a.cfg.Bus.Consume(ctx, spec, a.Handle)
 	}()
 	a.reconcile(ctx)
@@ -144,6 +158,9 @@ func (a *Agent) reconcile(ctx context.Context) {
 	}
 	for _, id := range rep.Lost {
 		a.log.Warn("machine shown Unknown: its domain is gone or stopped", "machine", id)
+	}
+	for _, id := range rep.Back {
+		a.log.Info("machine Running again: its domain runs", "machine", id)
 	}
 }
 
@@ -199,7 +216,7 @@ func (a *Agent) Handle(ctx context.Context, cmd *bus.Command) (bus.Result, error
 	case subject.VerbShutdownDomain:
 		var m machinev1.ShutdownDomain
 		if err = cmd.Decode(&m); err == nil {
-			id, err = m.GetMachineUuid(), a.cfg.Hypervisor.Shutdown(ctx, m.GetMachineUuid())
+			id, err = m.GetMachineUuid(), a.shutdown(ctx, &m)
 		}
 	case subject.VerbRebootDomain:
 		var m machinev1.RebootDomain
@@ -249,7 +266,7 @@ func disk(d *machinev1.DomainDisk) hypervisor.Disk {
 	return hypervisor.Disk{Device: d.GetDevice(), Source: strings.TrimPrefix(d.GetTurl(), "file://"), Format: format, ReadOnly: d.GetReadOnly()}
 }
 
-// define writes the context disk and defines the domain.
+// define writes the context and swap disks and defines the domain.
 func (a *Agent) define(ctx context.Context, m *machinev1.DefineDomain) error {
 	id := m.GetMachineUuid()
 	spec := m.GetSpec()
@@ -261,6 +278,15 @@ func (a *Agent) define(ctx context.Context, m *machinev1.DefineDomain) error {
 		SerialLog: filepath.Join(dir, "serial.log")}
 	for _, d := range spec.GetDisks() {
 		dom.Disks = append(dom.Disks, disk(d))
+	}
+	if mib, dev := spec.GetSwapMib(), spec.GetSwapDevice(); mib > 0 && dev != "" {
+		path := filepath.Join(dir, "swap.img")
+		if err := writeSwap(path, int64(mib), id); err != nil {
+			return err
+		}
+		// Right after the root disk, which stays the boot disk.
+		at := min(1, len(dom.Disks))
+		dom.Disks = slices.Insert(dom.Disks, at, hypervisor.Disk{Device: dev, Source: path, Format: "raw"})
 	}
 	if raw := spec.GetContext().GetDiskSpec(); len(raw) > 0 {
 		var cs contextdisk.Spec
@@ -283,8 +309,67 @@ func (a *Agent) define(ctx context.Context, m *machinev1.DefineDomain) error {
 	return a.cfg.Hypervisor.Define(ctx, dom)
 }
 
+// maxShutdownWait bounds the wait of a shutdown_domain for its guest,
+// whatever the command asks, so that it ends well within the consumer's
+// MaxRun.
+const maxShutdownWait = settings.MaxShutdownTimeout
+
+// shutdown presses the guest's power button and, when the command gives a
+// timeout, waits for the domain to be shut off. A guest still running
+// then fails the command with errs.Timeout, at once: asking again would
+// not help, and the sender destroys the domain.
+func (a *Agent) shutdown(ctx context.Context, m *machinev1.ShutdownDomain) error {
+	id := m.GetMachineUuid()
+	a.noteStopping(id)
+	defer a.noteStopping(id)
+	within := min(m.GetTimeout().AsDuration(), maxShutdownWait)
+	if m.GetTimeout() == nil || within <= 0 {
+		return a.cfg.Hypervisor.Shutdown(ctx, id)
+	}
+	off, err := hypervisor.PowerOff(ctx, a.cfg.Hypervisor, id, within)
+	if err != nil {
+		return err
+	}
+	if !off {
+		a.log.Warn("the guest did not power off in time", "machine", id, "timeout", within)
+		return bus.Permanent(errs.Errorf(errs.Timeout, "The guest of machine %s did not power off within %s of the power button.", id, within))
+	}
+	return nil
+}
+
+// stoppingGrace is how long after a requested power-off a shut-off
+// domain is the scheduler's to record: it writes Stopped as soon as the
+// agent answers, well within this.
+const stoppingGrace = 2 * time.Minute
+
+// noteStopping records that domain id is being powered off on request.
+func (a *Agent) noteStopping(id string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.stopping[id] = time.Now()
+}
+
+// stoppedOnRequest reports whether domain id was powered off on request
+// within stoppingGrace, and forgets the older ones.
+func (a *Agent) stoppedOnRequest(id string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for k, at := range a.stopping {
+		if time.Since(at) > stoppingGrace {
+			delete(a.stopping, k)
+		}
+	}
+	_, ok := a.stopping[id]
+	return ok
+}
+
 // destroy stops a domain and, when asked, removes it and its files.
 func (a *Agent) destroy(ctx context.Context, id string, undefine bool) error {
+	if !undefine {
+		// A stop that found the guest deaf to the power button.
+		a.noteStopping(id)
+		defer a.noteStopping(id)
+	}
 	if err := a.cfg.Hypervisor.Destroy(ctx, id); err != nil && errs.CodeOf(err) != errs.NotFound {
 		return err
 	}

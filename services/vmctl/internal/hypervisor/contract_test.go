@@ -2,7 +2,9 @@ package hypervisor
 
 import (
 	"context"
+	"fmt"
 	"testing"
+	"time"
 
 	"stratuslab.dev/platform/errs"
 )
@@ -39,6 +41,12 @@ func contract(t *testing.T, h *Libvirt) {
 			{"define again", func() error { return h.Define(ctx, d) }, "", Shutoff},
 			{"reboot a stopped machine", func() error { return h.Reboot(ctx, d.UUID) }, errs.Conflict, Shutoff},
 			{"shut down a stopped machine", func() error { return h.Shutdown(ctx, d.UUID) }, "", Shutoff},
+			{"power off a stopped machine", func() error {
+				if off, err := PowerOff(ctx, h, d.UUID, time.Hour); err != nil || !off {
+					return fmt.Errorf("PowerOff = %v, %w; want off at once", off, err)
+				}
+				return nil
+			}, "", Shutoff},
 			{"start", func() error { return h.Start(ctx, d.UUID) }, "", Running},
 			{"start again", func() error { return h.Start(ctx, d.UUID) }, "", Running},
 			{"define a running machine", func() error { return h.Define(ctx, d) }, "", Running},
@@ -68,6 +76,7 @@ func contract(t *testing.T, h *Libvirt) {
 		}{
 			{"start", h.Start(ctx, id), errs.NotFound},
 			{"shutdown", h.Shutdown(ctx, id), errs.NotFound},
+			{"power off", func() error { _, err := PowerOff(ctx, h, id, time.Second); return err }(), errs.NotFound},
 			{"reboot", h.Reboot(ctx, id), errs.NotFound},
 			{"attach", h.Attach(ctx, id, Disk{Device: "vdb", Source: "/nonexistent.qcow2", Format: "qcow2"}), errs.NotFound},
 			{"detach", h.Detach(ctx, id, "vdb"), ""},

@@ -16,7 +16,8 @@ import (
 
 // TestEmbedRealGuest runs a real QEMU process (TCG) through the embedded
 // driver: a domain with no bootable disk still runs its firmware, which
-// reports on the serial console, and takes hot-plugged disks.
+// reports on the serial console, ignores the power button (so PowerOff
+// times out), and takes hot-plugged disks.
 func TestEmbedRealGuest(t *testing.T) {
 	ctx := context.Background()
 	const detachTimeout = 2 * time.Second
@@ -50,6 +51,16 @@ func TestEmbedRealGuest(t *testing.T) {
 		t.Fatalf("State after Start = %v, %v; want running", st, err)
 	}
 	waitSerial(t, d.SerialLog, "No bootable device", time.Minute)
+
+	// No operating system answers the power button: PowerOff gives up
+	// after its wait and leaves the machine running for a Destroy.
+	off, err := PowerOff(ctx, h, d.UUID, time.Second)
+	if err != nil || off {
+		t.Fatalf("PowerOff of a guest with no OS = %v, %v; want still running", off, err)
+	}
+	if st, err := h.State(ctx, d.UUID); err != nil || st != Running {
+		t.Fatalf("State after a PowerOff that timed out = %v, %v; want running", st, err)
+	}
 
 	disk := Disk{Device: "vdb", Source: filepath.Join(t.TempDir(), "data.qcow2"), Format: "qcow2"}
 	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", disk.Source, "64M").CombinedOutput(); err != nil {
@@ -123,7 +134,8 @@ func waitSerial(t *testing.T, path, want string, limit time.Duration) {
 // TestEmbedAppliance boots the project's test appliance under the embedded
 // driver from a qcow2 overlay, as machines boot, and checks what only a
 // guest OS can show: a hot-plugged disk appears in the guest and leaves it
-// when Detach returns, and Shutdown's power button stops the machine.
+// when Detach returns, and PowerOff's power button stops the machine,
+// which PowerOff waits for.
 func TestEmbedAppliance(t *testing.T) {
 	img := appliance.Image(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -181,21 +193,13 @@ func TestEmbedAppliance(t *testing.T) {
 		}
 	}
 
-	if err := h.Shutdown(ctx, d.UUID); err != nil {
-		t.Fatal(err)
+	// The appliance powers off when its power button is pressed.
+	off, err := PowerOff(ctx, h, d.UUID, 2*time.Minute)
+	if err != nil || !off {
+		t.Fatalf("PowerOff of the appliance = %v, %v; want off", off, err)
 	}
 	wait("powering off", "")
-	for {
-		st, err := h.State(ctx, d.UUID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st == Shutoff {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("the machine is still %v after its guest powered off", st)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if st, err := h.State(ctx, d.UUID); err != nil || st != Shutoff {
+		t.Fatalf("State after PowerOff = %v, %v; want shutoff", st, err)
 	}
 }

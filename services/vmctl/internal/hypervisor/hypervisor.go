@@ -138,8 +138,8 @@ type Hypervisor interface {
 	// Start boots a defined domain; a running or paused one is left alone.
 	Start(ctx context.Context, uuid string) error
 	// Shutdown asks the guest to power off, as the ACPI power button does,
-	// and returns at once: poll State for Shutoff. A domain that does not
-	// run is left alone.
+	// and returns at once: poll State for Shutoff, or use PowerOff, which
+	// waits. A domain that does not run is left alone.
 	Shutdown(ctx context.Context, uuid string) error
 	// Reboot asks the guest to reboot; errs.Conflict when it does not run.
 	Reboot(ctx context.Context, uuid string) error

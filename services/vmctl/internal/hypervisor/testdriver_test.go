@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"libvirt.org/go/libvirt"
 )
@@ -41,6 +42,17 @@ func TestShutdownTestDriver(t *testing.T) {
 	}
 	if st, err := h.State(ctx, d.UUID); err != nil || st != Shutoff {
 		t.Fatalf("State after Shutdown = %v, %v; want shutoff", st, err)
+	}
+	if err := h.Start(ctx, d.UUID); err != nil {
+		t.Fatal(err)
+	}
+	// An hour: PowerOff must return as soon as the guest is off.
+	off, err := PowerOff(ctx, h, d.UUID, time.Hour)
+	if err != nil || !off {
+		t.Fatalf("PowerOff = %v, %v; want off", off, err)
+	}
+	if st, err := h.State(ctx, d.UUID); err != nil || st != Shutoff {
+		t.Fatalf("State after PowerOff = %v, %v; want shutoff", st, err)
 	}
 }
 

@@ -4,10 +4,15 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"stratuslab.dev/platform/bus"
 	"stratuslab.dev/platform/cimi"
 	"stratuslab.dev/platform/errs"
+	commonv1 "stratuslab.dev/proto/stratus/common/v1"
 	machinev1 "stratuslab.dev/proto/stratus/machine/v1"
 	volumev1 "stratuslab.dev/proto/stratus/volume/v1"
 	"stratuslab.dev/proto/subject"
@@ -36,7 +41,7 @@ type actionFunc = func(ctx context.Context, who cimi.Identity, current, body map
 // user as the answer.
 func (s *Scheduler) actions() map[string]actionFunc {
 	return map[string]actionFunc{
-		ActionStop:         s.power(machine.Running, subject.VerbShutdownDomain, machine.StoppedD),
+		ActionStop:         s.stop,
 		ActionStart:        s.power(machine.StoppedD, subject.VerbStartDomain, machine.Running),
 		ActionRestart:      s.power(machine.Running, subject.VerbRebootDomain, machine.Running),
 		ActionShutdown:     s.shutdown,
@@ -64,8 +69,6 @@ func (s *Scheduler) power(from machine.Detailed, verb string, to machine.Detaile
 		cmdID := stepID(m.UUID, verb+"-"+commandOf(ctx))
 		var err2 error
 		switch verb {
-		case subject.VerbShutdownDomain:
-			_, err2 = s.call(ctx, subject.HostCommand(hostOf(m), verb), cmdID, &machinev1.ShutdownDomain{MachineUuid: m.UUID})
 		case subject.VerbStartDomain:
 			_, err2 = s.call(ctx, subject.HostCommand(hostOf(m), verb), cmdID, &machinev1.StartDomain{MachineUuid: m.UUID})
 		case subject.VerbRebootDomain:
@@ -79,8 +82,75 @@ func (s *Scheduler) power(from machine.Detailed, verb string, to machine.Detaile
 	}
 }
 
-// shutdown asks the guest to power off, then ends the machine (Epilog,
-// then Done), saving its root disk first when asked.
+// stop powers a running machine off (Stopped), through its guest when the
+// guest obeys the power button within the shutdown-timeout setting, at
+// once otherwise, which its stateMessage then says.
+func (s *Scheduler) stop(ctx context.Context, _ cimi.Identity, current, _ map[string]any) (map[string]any, error) {
+	m, err := fromMap(current)
+	if err != nil {
+		return nil, err
+	}
+	if m.DetailedState != machine.Running {
+		return nil, errs.Errorf(errs.Conflict, "Machine %d is %s; it must be %s for this.", m.VMID, m.DetailedState, machine.Running)
+	}
+	step := subject.VerbShutdownDomain + "-" + commandOf(ctx)
+	note, err := s.powerOff(ctx, m, step)
+	if err != nil {
+		return nil, err
+	}
+	if note != "" {
+		_, err := s.call(ctx, subject.HostCommand(hostOf(m), subject.VerbDestroyDomain), stepID(m.UUID, step+"-destroy"),
+			&machinev1.DestroyDomain{MachineUuid: m.UUID})
+		if err != nil && errs.CodeOf(err) != errs.NotFound {
+			return nil, err
+		}
+	}
+	m.SetState(machine.StoppedD, note, s.cfg.Now())
+	return toMap(m)
+}
+
+// powerOff presses the power button of m's guest and waits, up to the
+// shutdown-timeout setting, for the guest to power off. A guest that does
+// not still runs: powerOff logs it and returns a note for the machine's
+// stateMessage, and the caller powers the domain off at once.
+func (s *Scheduler) powerOff(ctx context.Context, m *machine.Machine, step string) (string, error) {
+	within := s.cfg.Settings().ShutdownTimeout.D()
+	// The agent answers within its wait; the step wait is for the rest.
+	o, err := s.callWithin(ctx, within+s.cfg.StepWait, subject.HostCommand(hostOf(m), subject.VerbShutdownDomain), stepID(m.UUID, step),
+		&machinev1.ShutdownDomain{MachineUuid: m.UUID, Timeout: durationpb.New(within)})
+	if errs.CodeOf(o.Err) != errs.Timeout {
+		// Done, refused, or no answer at all (an agent that does not
+		// answer cannot power the domain off either): the action says so.
+		return "", err
+	}
+	s.log.Warn("the guest did not power off in time; powering it off", "machine", m.UUID, "vm", m.VMID, "timeout", within, "reason", err)
+	return fmt.Sprintf("the guest did not power off within %s of the power button, so it was powered off", within), nil
+}
+
+// callWithin is call with its own wait for the answer, for a command that
+// takes longer than a step.
+func (s *Scheduler) callWithin(ctx context.Context, wait time.Duration, subj, commandID string, msg proto.Message) (bus.Outcome, error) {
+	meta := &commonv1.Meta{CommandId: commandID}
+	setMeta(msg, meta)
+	done, cancel := s.cfg.Terminals.Expect(commandID)
+	defer cancel()
+	if err := s.cfg.Bus.Send(ctx, subj, meta, msg); err != nil {
+		return bus.Outcome{}, err
+	}
+	wctx, stop := context.WithTimeout(ctx, wait)
+	defer stop()
+	select {
+	case o := <-done:
+		return o, o.Err
+	case <-wctx.Done():
+		return bus.Outcome{}, errs.Errorf(errs.Timeout, "No answer to %s within %s.", subj, wait)
+	}
+}
+
+// shutdown asks the guest to power off and waits for it (see powerOff),
+// then ends the machine (Epilog, then Done), saving its root disk first
+// when asked. The teardown destroys the domain whether the guest powered
+// off or not.
 func (s *Scheduler) shutdown(ctx context.Context, _ cimi.Identity, current, body map[string]any) (map[string]any, error) {
 	m, err := fromMap(current)
 	if err != nil {
@@ -97,13 +167,17 @@ func (s *Scheduler) shutdown(ctx context.Context, _ cimi.Identity, current, body
 		m.Save.AuthorEmail, _ = save["authorEmail"].(string)
 		m.Save.ImageVersion, _ = save["imageVersion"].(string)
 	}
+	message := "shut down"
 	if m.DetailedState == machine.Running {
-		if _, err := s.call(ctx, subject.HostCommand(hostOf(m), subject.VerbShutdownDomain), stepID(m.UUID, "shutdown-"+commandOf(ctx)),
-			&machinev1.ShutdownDomain{MachineUuid: m.UUID}); err != nil {
+		note, err := s.powerOff(ctx, m, "shutdown-"+commandOf(ctx))
+		if err != nil {
 			return nil, err
 		}
+		if note != "" {
+			message += "; " + note
+		}
 	}
-	m.SetState(machine.Epilog, "shut down", s.cfg.Now())
+	m.SetState(machine.Epilog, message, s.cfg.Now())
 	return toMap(m)
 }
 
@@ -160,7 +234,8 @@ func (s *Scheduler) attachVolume(ctx context.Context, _ cimi.Identity, current, 
 	return toMap(m)
 }
 
-// detachVolume unplugs a hot-plugged volume from a running machine.
+// detachVolume unplugs a hot-plugged volume from a running or stopped
+// machine.
 func (s *Scheduler) detachVolume(ctx context.Context, _ cimi.Identity, current, body map[string]any) (map[string]any, error) {
 	m, err := fromMap(current)
 	if err != nil {
@@ -184,7 +259,9 @@ func (s *Scheduler) detachVolume(ctx context.Context, _ cimi.Identity, current, 
 		return nil, errs.Errorf(errs.Conflict, "Disk have not been hot-plugged: volume %s came with machine %d and stays until it ends.", vol, m.VMID)
 	}
 	step := stepID(m.UUID, "detach-"+vol+"-"+commandOf(ctx))
-	if m.DetailedState == machine.Running {
+	// A stopped machine's domain keeps its definition: the disk leaves it
+	// too, or the machine would get the volume back at its next start.
+	if m.DetailedState == machine.Running || m.DetailedState == machine.StoppedD {
 		if _, err := s.call(ctx, subject.HostCommand(hostOf(m), subject.VerbUnplugDisk), step+"-agent",
 			&machinev1.UnplugDisk{MachineUuid: m.UUID, Device: d.Device}); err != nil {
 			return nil, err

@@ -161,11 +161,24 @@ func owner(m *machine.Machine) *commonv1.Actor {
 	return &commonv1.Actor{User: m.Owner, Roles: []string{cimi.RoleUser}}
 }
 
-// prolog gathers the disks from pdisk.
+// hostLocal reports whether the agent makes disk d beside the domain
+// (swap, context) rather than pdisk.
+func hostLocal(d machine.Disk) bool {
+	return d.Role == machine.RoleSwap || d.Role == machine.RoleContext
+}
+
+// prolog gathers the disks from pdisk. Its steps are numbered over the
+// pdisk disks only, from disk-0 for the root disk, so that a swap disk
+// does not shift them.
 func (s *Scheduler) prolog(ctx context.Context, m *machine.Machine) (machine.Detailed, error) {
+	n := 0
 	for i := range m.Disks {
 		d := &m.Disks[i]
-		step := fmt.Sprintf("disk-%d", i)
+		if hostLocal(*d) {
+			continue
+		}
+		step := fmt.Sprintf("disk-%d", n)
+		n++
 		var subj string
 		var msg proto.Message
 		switch {
@@ -225,8 +238,14 @@ func (s *Scheduler) volume(ctx context.Context, id string) (turl, format string,
 
 // boot defines and starts the domain on the machine's host.
 func (s *Scheduler) boot(ctx context.Context, m *machine.Machine) (machine.Detailed, error) {
-	spec := &machinev1.DomainSpec{Cpu: uint32(m.CPU), MemoryMib: uint32(m.Memory >> 10), SwapMib: uint32(m.SwapMiB), Hostname: m.Hostname}
+	spec := &machinev1.DomainSpec{Cpu: uint32(m.CPU), MemoryMib: uint32(m.Memory >> 10), Hostname: m.Hostname}
 	for _, d := range m.Disks {
+		if d.Role == machine.RoleSwap {
+			spec.SwapMib, spec.SwapDevice = uint32(d.SizeMiB), d.Device
+		}
+		if hostLocal(d) {
+			continue
+		}
 		turl, format, err := s.volume(ctx, d.Volume)
 		if err != nil {
 			return "", err
@@ -332,6 +351,11 @@ func (s *Scheduler) teardown(ctx context.Context, id string, end machine.Detaile
 		if err := s.cfg.Hosts.Release(ctx, strings.TrimPrefix(m.Host, hosts.DocumentID("")), m.UUID); err != nil && errs.CodeOf(err) != errs.NotFound {
 			return err
 		}
+	}
+	if reason == "" && m.DetailedState == machine.Epilog {
+		// Why it ended ("killed", "shut down", and whether its guest
+		// had to be powered off) stays with the Done machine.
+		reason = m.StateMessage
 	}
 	m.SetState(end, reason, s.cfg.Now())
 	if err := s.save(ctx, m, rev); errors.Is(err, store.ErrConflict) {

@@ -191,20 +191,25 @@ func (s *Scheduler) newMachine(ctx context.Context, who cimi.Identity, id string
 	if m.Name == "" {
 		m.Name = "one-" + strconv.FormatInt(vmID, 10)
 	}
-	m.Disks = plannedDisks(r, img)
+	m.Disks = plannedDisks(r, img, int64(t.SwapMiB))
 	m.SetState(machine.Pending, "", s.cfg.Now())
 	return toMap(m)
 }
 
 // plannedDisks lists the disks the machine will have, before pdisk makes
-// them (the volumes are filled in at Prolog).
-func plannedDisks(r *request, img machine.Image) []machine.Disk {
+// them (the volumes are filled in at Prolog): the root disk, the swap disk
+// of swapMiB (none for 0), which the agent makes on the host, then the
+// volatile, persistent and read-only disks in the order asked.
+func plannedDisks(r *request, img machine.Image, swapMiB int64) []machine.Disk {
 	disks := []machine.Disk{{Role: machine.RoleRoot, Device: "vda"}}
 	if img.Volume != "" {
 		disks[0].Volume = "Volume/" + img.Volume
 	}
 	dev := 'b'
 	next := func() string { d := "vd" + string(dev); dev++; return d }
+	if swapMiB > 0 {
+		disks = append(disks, machine.Disk{Role: machine.RoleSwap, Device: next(), SizeMiB: swapMiB})
+	}
 	for _, g := range r.VolatileDisks {
 		disks = append(disks, machine.Disk{Role: machine.RoleVolatile, Device: next(), SizeMiB: g << 10})
 	}

@@ -1,7 +1,8 @@
 // Package settings is the live configuration of vmctl, the document
 // ServiceConfiguration/vmctl: the address pools machines get their IP and
 // MAC from, how far hosts may be over-committed, when a silent host is
-// declared lost, and how long finished machines stay visible.
+// declared lost, how long a guest has to power off, and how long finished
+// machines stay visible.
 package settings
 
 import (
@@ -28,12 +29,21 @@ type Settings struct {
 	// HostLostAfter is the silence after which a host is unavailable and
 	// its machines Unknown.
 	HostLostAfter config.Duration `json:"host-lost-after"`
+	// ShutdownTimeout is how long a stop or a shutdown waits for the guest
+	// to power off after its power button is pressed; a guest still
+	// running then is powered off at once.
+	ShutdownTimeout config.Duration `json:"shutdown-timeout"`
 	// KeepDone is how long a finished machine stays visible (Done).
 	KeepDone config.Duration `json:"keep-done"`
 	// DestroyStrays says whether an agent destroys domains no machine
 	// owns (after reporting them); otherwise it only reports them.
 	DestroyStrays bool `json:"destroy-strays"`
 }
+
+// MaxShutdownTimeout is the longest shutdown-timeout: a stop waits for
+// the guest within its command's ten minutes, and an agent waits no longer
+// whatever it is asked.
+const MaxShutdownTimeout = 5 * time.Minute
 
 // Defaults are the settings of a new cloud: one public pool on libvirt's
 // default network, no over-commitment of memory, CPUs shared four times.
@@ -45,11 +55,12 @@ func Defaults() Settings {
 			DNS: []string{"192.168.122.1"}, Domain: "stratuslab.local", Hostname: "vm-{last}",
 			Range: "192.168.122.10-192.168.122.250",
 		}},
-		CPURatio:      4,
-		MemoryRatio:   1,
-		HostLostAfter: config.Duration(30 * time.Second),
-		KeepDone:      config.Duration(24 * time.Hour),
-		DestroyStrays: true,
+		CPURatio:        4,
+		MemoryRatio:     1,
+		HostLostAfter:   config.Duration(30 * time.Second),
+		ShutdownTimeout: config.Duration(time.Minute),
+		KeepDone:        config.Duration(24 * time.Hour),
+		DestroyStrays:   true,
 	}
 }
 
@@ -66,6 +77,9 @@ func (s Settings) Validate() error {
 	}
 	if s.HostLostAfter.D() < 5*time.Second || s.HostLostAfter.D() > time.Hour {
 		return fmt.Errorf("host-lost-after must be between 5s and 1h, not %s", s.HostLostAfter.D())
+	}
+	if s.ShutdownTimeout.D() < time.Second || s.ShutdownTimeout.D() > MaxShutdownTimeout {
+		return fmt.Errorf("shutdown-timeout must be between 1s and %s, not %s", MaxShutdownTimeout, s.ShutdownTimeout.D())
 	}
 	if s.KeepDone.D() < 0 || s.KeepDone.D() > 365*24*time.Hour {
 		return fmt.Errorf("keep-done must be between 0 and a year, not %s", s.KeepDone.D())
