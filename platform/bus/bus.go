@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -57,6 +58,9 @@ type Bus struct {
 	log        *slog.Logger
 	tracer     trace.Tracer
 	propagator propagation.TextMapPropagator
+
+	outcomesMu sync.Mutex
+	outcomes   jetstream.KeyValue // opened on first use
 }
 
 // New returns a Bus on the connection nc and its JetStream context js; the

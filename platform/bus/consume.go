@@ -424,7 +424,11 @@ func (b *Bus) complete(ctx context.Context, cmd *Command, res Result) error {
 			ev.Affected[i] = &commonv1.ResourceRef{Id: id}
 		}
 	}
-	return b.publishEvent(ctx, terminalSubject(cmd.subject, outcomeCompleted), ev, b.terminalID(cmd), cmd.meta)
+	if err := b.publishEvent(ctx, terminalSubject(cmd.subject, outcomeCompleted), ev, b.terminalID(cmd), cmd.meta); err != nil {
+		return err
+	}
+	b.recordOutcome(ctx, cmd.ID(), outcomeByteCompleted, ev)
+	return nil
 }
 
 // fail publishes the …_failed event of cmd.
@@ -437,7 +441,11 @@ func (b *Bus) fail(ctx context.Context, cmd *Command, err error) error {
 		Deliveries:     uint32(cmd.deliveries),
 		FailedAt:       timestamppb.Now(),
 	}
-	return b.publishEvent(ctx, terminalSubject(cmd.subject, outcomeFailed), ev, b.terminalID(cmd), cmd.meta)
+	if err := b.publishEvent(ctx, terminalSubject(cmd.subject, outcomeFailed), ev, b.terminalID(cmd), cmd.meta); err != nil {
+		return err
+	}
+	b.recordOutcome(ctx, cmd.ID(), outcomeByteFailed, ev)
+	return nil
 }
 
 // terminalID is the Nats-Msg-Id of cmd's terminal event; none for a command

@@ -26,11 +26,21 @@ import (
 // the message's Nats-Msg-Id: sending the same command twice within the
 // duplicate window stores it once, and Send reports success both times.
 func (b *Bus) Send(ctx context.Context, subject string, meta *commonv1.Meta, cmd proto.Message) error {
+	_, err := b.SendOnce(ctx, subject, meta, cmd)
+	return err
+}
+
+// SendOnce is Send, and also says whether JetStream dropped the command as
+// a duplicate: one with the same id was sent within the duplicate window.
+// A sender that resumes after a crash and sends a step's command again
+// learns so, and reads the first one's outcome with Outcome instead of
+// waiting for a terminal event that went by before it listened.
+func (b *Bus) SendOnce(ctx context.Context, subject string, meta *commonv1.Meta, cmd proto.Message) (sentBefore bool, err error) {
 	if err := checkCommandSubject(subject); err != nil {
-		return err
+		return false, err
 	}
 	if meta == nil {
-		return errors.New("bus: send: command metadata is required")
+		return false, errors.New("bus: send: command metadata is required")
 	}
 	if meta.CommandId == "" {
 		meta.CommandId = uuid.NewString()
@@ -40,7 +50,7 @@ func (b *Bus) Send(ctx context.Context, subject string, meta *commonv1.Meta, cmd
 	}
 	data, err := proto.Marshal(cmd)
 	if err != nil {
-		return fmt.Errorf("bus: send %s: encode command: %w", subject, err)
+		return false, fmt.Errorf("bus: send %s: encode command: %w", subject, err)
 	}
 	ctx, span := b.tracer.Start(ctx, "send "+subject, trace.WithSpanKind(trace.SpanKindProducer))
 	defer span.End()
@@ -56,11 +66,12 @@ func (b *Bus) Send(ctx context.Context, subject string, meta *commonv1.Meta, cmd
 	hv.set(HeaderJob, meta.JobId)
 	hv.set(HeaderActor, encodeActor(meta.Actor))
 	b.inject(ctx, hv.h)
-	if err := b.store(ctx, &nats.Msg{Subject: subject, Header: hv.h, Data: data}); err != nil {
+	dup, err := b.store(ctx, &nats.Msg{Subject: subject, Header: hv.h, Data: data})
+	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
-		return fmt.Errorf("bus: send %s: %w", subject, err)
+		return false, fmt.Errorf("bus: send %s: %w", subject, err)
 	}
-	return nil
+	return dup, nil
 }
 
 // Publish stores the event on subject (evt.<service>.<resource>.<event>) in
@@ -101,7 +112,7 @@ func (b *Bus) publishEvent(ctx context.Context, subject string, event proto.Mess
 		hv.set(HeaderActor, encodeActor(a))
 	}
 	b.inject(ctx, hv.h)
-	if err := b.store(ctx, &nats.Msg{Subject: subject, Header: hv.h, Data: data}); err != nil {
+	if _, err := b.store(ctx, &nats.Msg{Subject: subject, Header: hv.h, Data: data}); err != nil {
 		return fmt.Errorf("bus: publish %s: %w", subject, err)
 	}
 	return nil
@@ -115,7 +126,7 @@ const storeTimeout = 5 * time.Second
 // JetStream publish protocol itself rather than through jetstream.Publish,
 // whose JSON decoding of every acknowledgement costs a twentieth of the CPU
 // of a command round trip.
-func (b *Bus) store(ctx context.Context, m *nats.Msg) error {
+func (b *Bus) store(ctx context.Context, m *nats.Msg) (duplicate bool, err error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, storeTimeout)
@@ -133,41 +144,43 @@ func (b *Bus) store(ctx context.Context, m *nats.Msg) error {
 		}
 		switch {
 		case errors.Is(err, context.Canceled):
-			return err
+			return false, err
 		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
-			return &codedError{code: codeTimeout, msg: "The message bus did not acknowledge in time: retry later.", cause: err}
+			return false, &codedError{code: codeTimeout, msg: "The message bus did not acknowledge in time: retry later.", cause: err}
 		default:
-			return &codedError{code: codeUnavailable, msg: "The message bus did not store the message: retry later.", cause: err}
+			return false, &codedError{code: codeUnavailable, msg: "The message bus did not store the message: retry later.", cause: err}
 		}
 	}
 }
 
-// checkPubAck reads a JetStream publish acknowledgement. The server writes
-// a success as {"stream":"NAME","seq":N…} from a template, so that prefix is
-// enough; anything else is decoded in full.
-func checkPubAck(data []byte) error {
-	if bytes.HasPrefix(data, []byte(`{"stream":`)) && !bytes.Contains(data, []byte(`"error"`)) {
-		return nil
+// checkPubAck reads a JetStream publish acknowledgement and whether it
+// says the message was a duplicate. The server writes a success as
+// {"stream":"NAME","seq":N…} from a template, so that prefix is enough;
+// anything else is decoded in full.
+func checkPubAck(data []byte) (duplicate bool, err error) {
+	if bytes.HasPrefix(data, []byte(`{"stream":`)) && !bytes.Contains(data, []byte(`"error"`)) && !bytes.Contains(data, []byte(`"duplicate"`)) {
+		return false, nil
 	}
 	var ack struct {
-		Stream string `json:"stream"`
-		Error  *struct {
+		Stream    string `json:"stream"`
+		Duplicate bool   `json:"duplicate"`
+		Error     *struct {
 			Code        int    `json:"code"`
 			ErrCode     int    `json:"err_code"`
 			Description string `json:"description"`
 		} `json:"error"`
 	}
 	if err := json.Unmarshal(data, &ack); err != nil {
-		return &codedError{code: codeUnavailable, msg: "The message bus answered with an unreadable acknowledgement.", cause: err}
+		return false, &codedError{code: codeUnavailable, msg: "The message bus answered with an unreadable acknowledgement.", cause: err}
 	}
 	if ack.Error != nil {
-		return &codedError{code: codeUnavailable, msg: "The message bus refused to store the message.",
+		return false, &codedError{code: codeUnavailable, msg: "The message bus refused to store the message.",
 			cause: fmt.Errorf("jetstream: %s (status %d, error %d)", ack.Error.Description, ack.Error.Code, ack.Error.ErrCode)}
 	}
 	if ack.Stream == "" {
-		return &codedError{code: codeUnavailable, msg: "The message bus answered with an acknowledgement naming no stream."}
+		return false, &codedError{code: codeUnavailable, msg: "The message bus answered with an acknowledgement naming no stream."}
 	}
-	return nil
+	return ack.Duplicate, nil
 }
 
 // messagingAttrs are the OpenTelemetry messaging attributes of a span.

@@ -96,5 +96,11 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, opts StreamOptio
 			return fmt.Errorf("bus: ensure stream %s: %w", cfg.Name, err)
 		}
 	}
+	if opts.DuplicateWindow <= 0 {
+		opts.DuplicateWindow = DefaultDuplicateWindow
+	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, outcomesConfig(opts)); err != nil {
+		return fmt.Errorf("bus: ensure bucket %s: %w", OutcomesBucket, err)
+	}
 	return nil
 }

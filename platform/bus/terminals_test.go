@@ -95,3 +95,69 @@ func TestSettle(t *testing.T) {
 		}
 	}
 }
+
+// TestOutcomeOfCommandSentAgain: a sender that resumes after a crash sends
+// a step's command again under the same id; JetStream drops it, SendOnce
+// says so, and Outcome gives the first one's ending, completed or failed.
+func TestOutcomeOfCommandSentAgain(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	b := e.bus("pdisk")
+	nc, _ := connect(t, e.s)
+	terms, err := FollowTerminals(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = terms.Close() })
+	run(t, func(ctx context.Context) error {
+		return b.Consume(ctx, ConsumerSpec{}, func(_ context.Context, cmd *Command) (Result, error) {
+			if cmd.Subject() == "cmd.pdisk.volume.bad" {
+				return Result{}, Permanent(errs.Errorf(errs.Conflict, "Volume 7 is attached."))
+			}
+			return Result{Affected: []string{"Volume/7"}}, nil
+		})
+	})
+	ctx := context.Background()
+	for _, tt := range []struct {
+		subject string
+		code    errs.Code
+	}{
+		{"cmd.pdisk.volume.good", ""},
+		{"cmd.pdisk.volume.bad", errs.Conflict},
+	} {
+		id := "again-" + tt.subject
+		if _, found, err := b.Outcome(ctx, id); err != nil || found {
+			t.Fatalf("%s: outcome before sending: found=%v %v", tt.subject, found, err)
+		}
+		done, cancel := terms.Expect(id)
+		dup, err := b.SendOnce(ctx, tt.subject, &commonv1.Meta{CommandId: id}, &commonv1.ResourceRef{})
+		if err != nil || dup {
+			t.Fatalf("%s: first send: duplicate=%v %v", tt.subject, dup, err)
+		}
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: no outcome", tt.subject)
+		}
+		cancel()
+		dup, err = b.SendOnce(ctx, tt.subject, &commonv1.Meta{CommandId: id}, &commonv1.ResourceRef{})
+		if err != nil || !dup {
+			t.Fatalf("%s: second send: duplicate=%v %v, want a duplicate", tt.subject, dup, err)
+		}
+		var o Outcome
+		var found bool
+		for deadline := time.Now().Add(10 * time.Second); !found && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if o, found, err = b.Outcome(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		switch {
+		case !found:
+			t.Errorf("%s: no outcome recorded", tt.subject)
+		case tt.code == "" && (o.Err != nil || o.Completed.GetAffected()[0].GetId() != "Volume/7"):
+			t.Errorf("%s: recorded %+v", tt.subject, o)
+		case tt.code != "" && errs.CodeOf(o.Err) != tt.code:
+			t.Errorf("%s: recorded %+v, want code %s", tt.subject, o, tt.code)
+		}
+	}
+}

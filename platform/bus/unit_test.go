@@ -109,22 +109,24 @@ func TestActorHeader(t *testing.T) {
 func TestCheckPubAck(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		ack string
-		ok  bool
+		ack     string
+		ok, dup bool
 	}{
-		{`{"stream":"EVENTS","seq":12}`, true},
-		{`{"stream":"EVENTS","seq":12,"duplicate":true}`, true},
-		{`{"stream":"EVENTS","domain":"hub","seq":3}`, true},
-		{`{"seq":3,"stream":"EVENTS"}`, true},
-		{`{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"},"stream":"EVENTS","seq":0}`, false},
-		{`{"stream":"EVENTS","seq":0,"error":{"code":400,"description":"bad"}}`, false},
-		{`{}`, false},
-		{`not json`, false},
+		{`{"stream":"EVENTS","seq":12}`, true, false},
+		{`{"stream":"EVENTS","seq":12,"duplicate":true}`, true, true},
+		{`{"stream":"EVENTS","domain":"hub","seq":3}`, true, false},
+		{`{"seq":3,"stream":"EVENTS"}`, true, false},
+		{`{"seq":3,"duplicate":true,"stream":"EVENTS"}`, true, true},
+		{`{"stream":"EVENTS","seq":12,"duplicate": true}`, true, true},
+		{`{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"},"stream":"EVENTS","seq":0}`, false, false},
+		{`{"stream":"EVENTS","seq":0,"error":{"code":400,"description":"bad"}}`, false, false},
+		{`{}`, false, false},
+		{`not json`, false, false},
 	}
 	for _, tt := range tests {
-		err := checkPubAck([]byte(tt.ack))
-		if (err == nil) != tt.ok {
-			t.Errorf("checkPubAck(%s) = %v, want ok=%v", tt.ack, err, tt.ok)
+		dup, err := checkPubAck([]byte(tt.ack))
+		if (err == nil) != tt.ok || dup != tt.dup {
+			t.Errorf("checkPubAck(%s) = %v, %v, want ok=%v duplicate=%v", tt.ack, dup, err, tt.ok, tt.dup)
 		}
 		if err != nil && errorCode(err) != "unavailable" {
 			t.Errorf("checkPubAck(%s): code %q", tt.ack, errorCode(err))

@@ -4,15 +4,12 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"stratuslab.dev/platform/bus"
 	"stratuslab.dev/platform/cimi"
 	"stratuslab.dev/platform/errs"
-	commonv1 "stratuslab.dev/proto/stratus/common/v1"
 	machinev1 "stratuslab.dev/proto/stratus/machine/v1"
 	volumev1 "stratuslab.dev/proto/stratus/volume/v1"
 	"stratuslab.dev/proto/subject"
@@ -125,26 +122,6 @@ func (s *Scheduler) powerOff(ctx context.Context, m *machine.Machine, step strin
 	}
 	s.log.Warn("the guest did not power off in time; powering it off", "machine", m.UUID, "vm", m.VMID, "timeout", within, "reason", err)
 	return fmt.Sprintf("the guest did not power off within %s of the power button, so it was powered off", within), nil
-}
-
-// callWithin is call with its own wait for the answer, for a command that
-// takes longer than a step.
-func (s *Scheduler) callWithin(ctx context.Context, wait time.Duration, subj, commandID string, msg proto.Message) (bus.Outcome, error) {
-	meta := &commonv1.Meta{CommandId: commandID}
-	setMeta(msg, meta)
-	done, cancel := s.cfg.Terminals.Expect(commandID)
-	defer cancel()
-	if err := s.cfg.Bus.Send(ctx, subj, meta, msg); err != nil {
-		return bus.Outcome{}, err
-	}
-	wctx, stop := context.WithTimeout(ctx, wait)
-	defer stop()
-	select {
-	case o := <-done:
-		return o, o.Err
-	case <-wctx.Done():
-		return bus.Outcome{}, errs.Errorf(errs.Timeout, "No answer to %s within %s.", subj, wait)
-	}
 }
 
 // shutdown asks the guest to power off and waits for it (see powerOff),

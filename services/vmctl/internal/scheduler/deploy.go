@@ -128,6 +128,9 @@ func (s *Scheduler) deploy(ctx context.Context, id string, mayWait bool) error {
 		default:
 			return nil // running, ending or ended: nothing to deploy
 		}
+		if errors.Is(stepErr, errEnded) {
+			return nil
+		}
 		if stepErr != nil {
 			if bus.Transient(stepErr) {
 				return stepErr
@@ -205,9 +208,49 @@ func (s *Scheduler) prolog(ctx context.Context, m *machine.Machine) (machine.Det
 		if _, err := s.callAs(ctx, owner(m), subj, stepID(m.UUID, step), msg); err != nil {
 			return "", err
 		}
+		if s.ended(ctx, m.UUID) {
+			// Killed while pdisk worked: the teardown may have released
+			// this disk before pdisk made it.
+			_, err := s.callAs(ctx, owner(m), subject.CmdVolumeRelease, stepID(m.UUID, "undo-"+step),
+				&volumev1.ReleaseVolume{Uuid: strings.TrimPrefix(d.Volume, "Volume/"), MachineUuid: m.UUID})
+			if err != nil && errs.CodeOf(err) != errs.NotFound {
+				return "", err
+			}
+			return "", errEnded
+		}
 		s.cfg.Crash("vmctl.scheduler." + step)
 	}
 	return machine.Boot, nil
+}
+
+// errEnded stops a deploy whose machine was killed meanwhile, once it has
+// undone its last step.
+var errEnded = errors.New("vmctl: the machine ended while it was being deployed")
+
+// ended says whether a machine being deployed was killed or failed
+// meanwhile; a machine that cannot be read is taken as still deploying
+// (its next save will tell).
+func (s *Scheduler) ended(ctx context.Context, id string) bool {
+	m, _, err := s.load(ctx, id)
+	if err != nil {
+		return false
+	}
+	switch m.DetailedState {
+	case machine.Pending, machine.Prolog, machine.Boot:
+		return false
+	}
+	return true
+}
+
+// undoBoot destroys a domain defined or started for a machine killed
+// meanwhile: the teardown may have looked for it before it existed.
+func (s *Scheduler) undoBoot(ctx context.Context, m *machine.Machine, host, step string) error {
+	_, err := s.call(ctx, subject.HostCommand(host, subject.VerbDestroyDomain), stepID(m.UUID, "undo-"+step),
+		&machinev1.DestroyDomain{MachineUuid: m.UUID, Undefine: true})
+	if err != nil && errs.CodeOf(err) != errs.NotFound {
+		return err
+	}
+	return errEnded
 }
 
 // callAs is call with an actor.
@@ -277,10 +320,16 @@ func (s *Scheduler) boot(ctx context.Context, m *machine.Machine) (machine.Detai
 		&machinev1.DefineDomain{MachineUuid: m.UUID, Spec: spec}); err != nil {
 		return "", err
 	}
+	if s.ended(ctx, m.UUID) {
+		return "", s.undoBoot(ctx, m, host, "define")
+	}
 	s.cfg.Crash("vmctl.scheduler.defined")
 	if _, err := s.call(ctx, subject.HostCommand(host, subject.VerbStartDomain), stepID(m.UUID, "start"),
 		&machinev1.StartDomain{MachineUuid: m.UUID}); err != nil {
 		return "", err
+	}
+	if s.ended(ctx, m.UUID) {
+		return "", s.undoBoot(ctx, m, host, "start")
 	}
 	s.cfg.Crash("vmctl.scheduler.started")
 	return machine.Running, nil
@@ -333,8 +382,8 @@ func (s *Scheduler) teardown(ctx context.Context, id string, end machine.Detaile
 		m.SavedImage = "Volume/" + saved
 	}
 	for i, d := range m.Disks {
-		if d.Volume == "" {
-			continue
+		if d.Volume == "" || m.Host == "" {
+			continue // never placed: pdisk gave it nothing
 		}
 		_, err := s.callAs(ctx, owner(m), subject.CmdVolumeRelease, stepID(m.UUID, fmt.Sprintf("release-%d", i)),
 			&volumev1.ReleaseVolume{Uuid: strings.TrimPrefix(d.Volume, "Volume/"), MachineUuid: m.UUID})

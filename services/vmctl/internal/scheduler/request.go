@@ -1,8 +1,10 @@
 package scheduler
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -61,9 +63,54 @@ func decodeRequest(body []byte) (*request, error) {
 	dec.DisallowUnknownFields()
 	var r request
 	if err := dec.Decode(&r); err != nil {
-		return nil, errs.Errorf(errs.Invalid, "The machine request is not valid: %s.", strings.TrimPrefix(err.Error(), "json: "))
+		return nil, errs.Errorf(errs.Invalid, "The machine request is not valid: %s.", decodeProblem(err))
 	}
 	return &r, nil
+}
+
+// decodeProblem says what is wrong with a body in the user's terms: the
+// attribute and what it should hold, not Go's types.
+func decodeProblem(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		attr := te.Field
+		if attr == "" {
+			return "the body must be a JSON object"
+		}
+		return fmt.Sprintf("%s must be %s, not a %s", attr, expected(attr), te.Value)
+	}
+	msg := strings.TrimPrefix(err.Error(), "json: ")
+	if rest, ok := strings.CutPrefix(msg, "unknown field "); ok {
+		return "there is no attribute " + rest
+	}
+	return msg
+}
+
+// expected describes what an attribute of the create body holds.
+func expected(attr string) string {
+	switch attr {
+	case "cpu", "ram", "swap":
+		return "a whole number"
+	case "volatileDisks":
+		return "a list of sizes in GiB (whole numbers)"
+	case "persistentDisks", "readonlyDisks":
+		return "a list of volume uuids or Marketplace ids"
+	case "context":
+		return `a list of {"key", "value"} pairs`
+	case "files":
+		return "an object of file names to base64 contents"
+	case "save":
+		return "an object (title, comment, author, authorEmail, version)"
+	case "image":
+		return `a string or {"url", "bytes", "sha1"}`
+	}
+	if strings.HasPrefix(attr, "context") {
+		return `a list of {"key", "value"} pairs`
+	}
+	if strings.HasPrefix(attr, "save") {
+		return "an object (title, comment, author, authorEmail, version)"
+	}
+	return "a string"
 }
 
 // image reads the image attribute: a Marketplace id, a volume uuid or an
@@ -85,15 +132,20 @@ func (r *request) image() (machine.Image, error) {
 		}
 		return img, nil
 	}
-	if err := json.Unmarshal(r.Image, &img); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(r.Image))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&img); err != nil {
+		if rest, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return img, errs.Errorf(errs.Invalid, "The image has no attribute %s: it names one of marketplace, volume and url (with bytes and sha1).", rest)
+		}
 		return img, errs.Errorf(errs.Invalid, "The image must be a string or {\"url\", \"bytes\", \"sha1\"}.")
 	}
 	switch n := btoi(img.Marketplace != "") + btoi(img.Volume != "") + btoi(img.URL != ""); {
 	case n != 1:
 		return img, errs.Errorf(errs.Invalid, "The image names exactly one of marketplace, volume and url.")
 	case img.Volume != "":
-		if err := machine.CheckUUID(img.Volume); err != nil {
-			return img, err
+		if machine.CheckUUID(img.Volume) != nil {
+			return img, errs.Errorf(errs.Invalid, "The image volume %q is not a volume uuid (8-4-4-4-12 lowercase hexadecimal digits).", short(img.Volume))
 		}
 	case img.Marketplace != "":
 		if !marketplaceID.MatchString(img.Marketplace) {
@@ -124,8 +176,8 @@ func (r *request) network() (addresses.Network, error) {
 	return "", errs.Errorf(errs.Invalid, "The network is public, local or private, not %q.", short(r.Network))
 }
 
-// disks checks the extra disks.
-func (r *request) disks() error {
+// disks checks the extra disks; img is the machine's image.
+func (r *request) disks(img machine.Image) error {
 	if len(r.VolatileDisks)+len(r.PersistentDisks)+len(r.ReadonlyDisks) > maxDisks {
 		return errs.Errorf(errs.Invalid, "A machine has at most %d extra disks.", maxDisks)
 	}
@@ -135,17 +187,27 @@ func (r *request) disks() error {
 		}
 	}
 	for _, u := range r.PersistentDisks {
-		if err := machine.CheckUUID(u); err != nil {
-			return err
+		if machine.CheckUUID(u) != nil {
+			return errs.Errorf(errs.Invalid, "The persistent disk %q is not a volume uuid (8-4-4-4-12 lowercase hexadecimal digits).", short(u))
 		}
-	}
-	if dup := duplicate(r.PersistentDisks); dup != "" {
-		return errs.Errorf(errs.Invalid, "The persistent disk %s is given twice.", dup)
 	}
 	for _, id := range r.ReadonlyDisks {
-		if machine.CheckUUID(id) != nil && !marketplaceID.MatchString(id) {
+		switch {
+		case machine.CheckUUID(id) == nil:
+		case marketplaceID.MatchString(id):
+			return errs.Errorf(errs.Invalid, "The read-only disk %s is a Marketplace id, and this cloud has no Marketplace yet: give a volume uuid.", id)
+		default:
 			return errs.Errorf(errs.Invalid, "The read-only disk %q is neither a Marketplace id nor a volume uuid.", short(id))
 		}
+	}
+	// One volume on two devices would be written through one and read
+	// stale through the other.
+	all := append(append([]string{}, r.PersistentDisks...), r.ReadonlyDisks...)
+	if img.Volume != "" {
+		all = append(all, img.Volume)
+	}
+	if dup := duplicate(all); dup != "" {
+		return errs.Errorf(errs.Invalid, "The volume %s is given twice: a volume is one disk of a machine.", dup)
 	}
 	return nil
 }

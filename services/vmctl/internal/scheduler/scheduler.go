@@ -151,15 +151,21 @@ func (s *Scheduler) newMachine(ctx context.Context, who cimi.Identity, id string
 	if err != nil {
 		return nil, err
 	}
-	if err := r.disks(); err != nil {
+	if err := r.disks(img); err != nil {
 		return nil, err
 	}
 	if len(r.Name) > maxName || len(r.Description) > maxDescr {
 		return nil, errs.Errorf(errs.Invalid, "The name is at most %d bytes and the description %d.", maxName, maxDescr)
 	}
 	// The context is checked before anything is allocated, with a
-	// stand-in address, and written for good once the lease is known.
-	if _, _, err := r.contextSpec(addresses.Lease{IP: "192.0.2.1", Netmask: "255.255.255.0"}, "check.invalid", local); err != nil {
+	// stand-in address as complete as a real lease (so that keys the
+	// lease fills are refused now), and written for good once the lease
+	// is known.
+	standIn := addresses.Lease{IP: "192.0.2.1", Netmask: "255.255.255.0", Gateway: "192.0.2.254", MAC: "02:00:c0:00:02:01", DNS: []string{"192.0.2.53"}}
+	if _, _, err := r.contextSpec(standIn, "check.invalid", local); err != nil {
+		return nil, err
+	}
+	if err := s.cfg.Leases.CanAllocate(network); err != nil {
 		return nil, err
 	}
 
@@ -191,7 +197,7 @@ func (s *Scheduler) newMachine(ctx context.Context, who cimi.Identity, id string
 	if m.Name == "" {
 		m.Name = "one-" + strconv.FormatInt(vmID, 10)
 	}
-	m.Disks = plannedDisks(r, img, int64(t.SwapMiB))
+	m.Disks = plannedDisks(r, img, int64(t.SwapMiB), local)
 	m.SetState(machine.Pending, "", s.cfg.Now())
 	return toMap(m)
 }
@@ -200,7 +206,11 @@ func (s *Scheduler) newMachine(ctx context.Context, who cimi.Identity, id string
 // them (the volumes are filled in at Prolog): the root disk, the swap disk
 // of swapMiB (none for 0), which the agent makes on the host, then the
 // volatile, persistent and read-only disks in the order asked.
-func plannedDisks(r *request, img machine.Image, swapMiB int64) []machine.Disk {
+//
+// The volumes pdisk makes for the machine (the root disk of an image URL,
+// volatile disks) are named from the start, so that a kill arriving while
+// pdisk makes them releases them too.
+func plannedDisks(r *request, img machine.Image, swapMiB int64, machineUUID string) []machine.Disk {
 	disks := []machine.Disk{{Role: machine.RoleRoot, Device: "vda"}}
 	if img.Volume != "" {
 		disks[0].Volume = "Volume/" + img.Volume
@@ -222,6 +232,12 @@ func plannedDisks(r *request, img machine.Image, swapMiB int64) []machine.Disk {
 			d.Volume = "Volume/" + id
 		}
 		disks = append(disks, d)
+	}
+	for i := range disks {
+		d := &disks[i]
+		if (d.Role == machine.RoleRoot && img.URL != "") || d.Role == machine.RoleVolatile {
+			d.Volume = "Volume/" + diskUUID(machineUUID, d.Role, i)
+		}
 	}
 	return disks
 }
@@ -283,9 +299,13 @@ func (s *Scheduler) change(_ context.Context, _ cimi.Identity, current, body map
 		if !ok {
 			continue
 		}
+		limit := maxDescr
+		if attr == "name" {
+			limit = maxName
+		}
 		str, isString := v.(string)
-		if !isString || len(str) > maxDescr {
-			return nil, errs.Errorf(errs.Invalid, "The %s must be a string of at most %d bytes.", attr, maxDescr)
+		if !isString || len(str) > limit {
+			return nil, errs.Errorf(errs.Invalid, "The %s must be a string of at most %d bytes.", attr, limit)
 		}
 		current[attr] = str
 	}
@@ -341,20 +361,35 @@ func (s *Scheduler) send(ctx context.Context, verb, uuid string) error {
 // attempt's key, so that a resumed step re-sends the same command, which
 // JetStream and the receiver recognise.
 func (s *Scheduler) call(ctx context.Context, subj, commandID string, msg proto.Message) (bus.Outcome, error) {
-	meta := &commonv1.Meta{CommandId: commandID}
+	return s.callWithin(ctx, s.cfg.StepWait, subj, commandID, msg)
+}
+
+// callWithin sends a step's command as the actor in ctx (the machine's
+// owner, for pdisk to check its rights) and waits up to wait for its
+// outcome. A step resumed after a crash sends its command again under the
+// same id; JetStream drops it as a duplicate, and the outcome of the first
+// one, when it has ended, is read from the bus's record of outcomes.
+func (s *Scheduler) callWithin(ctx context.Context, wait time.Duration, subj, commandID string, msg proto.Message) (bus.Outcome, error) {
+	meta := &commonv1.Meta{CommandId: commandID, Actor: bus.ActorFrom(ctx)}
 	setMeta(msg, meta)
 	done, cancel := s.cfg.Terminals.Expect(commandID)
 	defer cancel()
-	if err := s.cfg.Bus.Send(ctx, subj, meta, msg); err != nil {
+	sentBefore, err := s.cfg.Bus.SendOnce(ctx, subj, meta, msg)
+	if err != nil {
 		return bus.Outcome{}, err
 	}
-	wctx, stop := context.WithTimeout(ctx, s.cfg.StepWait)
+	if sentBefore {
+		if o, found, err := s.cfg.Bus.Outcome(ctx, commandID); err == nil && found {
+			return o, o.Err
+		}
+	}
+	wctx, stop := context.WithTimeout(ctx, wait)
 	defer stop()
 	select {
 	case o := <-done:
 		return o, o.Err
 	case <-wctx.Done():
-		return bus.Outcome{}, errs.Errorf(errs.Timeout, "No answer to %s within %s.", subj, s.cfg.StepWait)
+		return bus.Outcome{}, errs.Errorf(errs.Timeout, "No answer to %s within %s.", subj, wait)
 	}
 }
 
