@@ -89,6 +89,30 @@ const (
 	SvcQueryHosts          = "svc.vmctl.query_hosts"           // QueryHostsRequest
 )
 
+// vmctl's plain-text reports, which the gateway serves as /load.txt and
+// /dhcp/hosts. They need no message of their own: requests and answers are
+// google.protobuf wrappers. Op* name the endpoints, Svc* their subjects.
+const (
+	OpLoadTxt    = "load_txt"   // google.protobuf.Empty -> StringValue (the load.txt table)
+	OpDHCPHosts  = "dhcp_hosts" // StringValue (the format: "dnsmasq" or "dhcpd") -> StringValue
+	SvcLoadTxt   = QueryPrefix + "." + Vmctl + "." + OpLoadTxt
+	SvcDHCPHosts = QueryPrefix + "." + Vmctl + "." + OpDHCPHosts
+)
+
+// The marketplace's kind and typed messages (stratus.marketplace.v1).
+// MachineImage entries are CIMI resources (platform/resource): uploads are
+// cimi_create, deprecation the cimi_deprecate action, and every change a
+// ResourceChanged on evt.marketplace.machine_image.<created|updated|deleted>.
+const (
+	ResourceMachineImage = "machine_image"
+
+	CmdMachineImageCreateDraft  = "cmd.marketplace.machine_image.create_draft"  // CreateDraft
+	EvtMachineImageDraftCreated = "evt.marketplace.machine_image.draft_created" // DraftCreated
+
+	OpResolveImage  = "resolve"                                              // ResolveRequest -> ResolveResponse
+	SvcResolveImage = QueryPrefix + "." + Marketplace + "." + OpResolveImage // svc.marketplace.resolve
+)
+
 // The generic CIMI resource protocol (stratus.cimi.v1, resource.proto):
 // query operations every owner of CIMI resources serves, the verbs of its
 // write commands and the events that follow a write.

@@ -135,6 +135,7 @@ var commandConstants = []struct {
 	{subject.CmdHostsRegister, subject.Vmctl, subject.ResourceHosts, "register"},
 	{subject.CmdHostsHeartbeat, subject.Vmctl, subject.ResourceHosts, "heartbeat"},
 	{subject.CmdHostsSetMaintenance, subject.Vmctl, subject.ResourceHosts, "set_maintenance"},
+	{subject.CmdMachineImageCreateDraft, subject.Marketplace, subject.ResourceMachineImage, "create_draft"},
 }
 
 var hostVerbs = []string{
@@ -179,6 +180,7 @@ func TestEventAndQueryConstants(t *testing.T) {
 		{subject.EvtHostRegistered, subject.Vmctl, subject.ResourceHost, "registered"},
 		{subject.EvtHostHeartbeat, subject.Vmctl, subject.ResourceHost, "heartbeat"},
 		{subject.EvtHostUnavailable, subject.Vmctl, subject.ResourceHost, "unavailable"},
+		{subject.EvtMachineImageDraftCreated, subject.Marketplace, subject.ResourceMachineImage, "draft_created"},
 	}
 	for _, e := range events {
 		if want := subject.Event(e.service, e.resource, e.event); e.got != want {
@@ -197,6 +199,7 @@ func TestEventAndQueryConstants(t *testing.T) {
 		{subject.SvcQueryMachineConfigs, subject.Vmctl, "query_machine_configs"},
 		{subject.SvcGetHost, subject.Vmctl, "get_host"},
 		{subject.SvcQueryHosts, subject.Vmctl, "query_hosts"},
+		{subject.SvcResolveImage, subject.Marketplace, subject.OpResolveImage},
 	}
 	for _, q := range queries {
 		if want := subject.Query(q.service, q.op); q.got != want {
@@ -219,6 +222,7 @@ func TestWorkQueueFiltersDoNotOverlap(t *testing.T) {
 		subject.Commands(subject.Cimi, subject.ResourceServiceMessage),
 		subject.Commands(subject.Cimi, subject.ResourceToken("ServiceConfiguration")),
 		subject.Commands(subject.Authn, subject.ResourceUser),
+		subject.Commands(subject.Marketplace, subject.ResourceMachineImage),
 		subject.HostCommands("h1"),
 		subject.HostCommands("h2"),
 	}
@@ -272,6 +276,7 @@ func TestResourceToken(t *testing.T) {
 		"User":                 "user",
 		"ServiceConfiguration": "service_configuration",
 		"Job":                  "job",
+		"MachineImage":         subject.ResourceMachineImage,
 	} {
 		if got := subject.ResourceToken(kind); got != want {
 			t.Errorf("ResourceToken(%q) = %q, want %q", kind, got, want)

@@ -269,6 +269,7 @@ func (s *Service) Run(ctx context.Context) error {
 		Resources: res,
 		Sessions:  au,
 		WebUI:     webui.New(res, au, d.Logger).Handler(),
+		Bus:       d.Bus,
 		Wrap: func(h http.Handler) http.Handler {
 			return telemetry.HTTPMiddleware(d.Telemetry, Name, h)
 		},

@@ -98,6 +98,7 @@ func (s *Service) Run(ctx context.Context) error {
 			return err
 		}
 		endpoints = append(endpoints, provider.Endpoints()...)
+		endpoints = append(endpoints, reports{hosts: registry.List, pools: func() []addresses.Pool { return live.Current().Pools }}.endpoints()...)
 		commands := func(ctx context.Context, cmd *bus.Command) (bus.Result, error) {
 			if provider.Owns(cmd.Subject()) {
 				return provider.Handle(ctx, cmd)

@@ -259,7 +259,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	t.Cleanup(func() { _ = res.Close() })
 	created := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
-	gw := New(Options{Log: quiet(), Created: created, Resources: res, Sessions: au, WebUI: webui.New(res, au, quiet()).Handler()})
+	gw := New(Options{Log: quiet(), Created: created, Resources: res, Sessions: au, WebUI: webui.New(res, au, quiet()).Handler(), Bus: b})
 	hs := httptest.NewServer(gw.Handler())
 	t.Cleanup(hs.Close)
 	e := &env{t: t, url: hs.URL, res: res, bus: b, nc: nc, st: st, tokens: map[string]string{}, passwords: map[string]string{"admin": adminPassword}}

@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"stratuslab.dev/platform/bus"
 	"stratuslab.dev/platform/cimi"
 	"stratuslab.dev/platform/errs"
 	"stratuslab.dev/services/cimi/internal/api"
@@ -45,6 +46,9 @@ type Options struct {
 	Sessions  Sessions
 	// WebUI serves the pages under /webui/; nil serves none.
 	WebUI http.Handler
+	// Bus reaches the services whose plain-text reports the gateway
+	// serves (/load.txt, /dhcp/hosts); with none, those are unavailable.
+	Bus *bus.Bus
 	// Wrap decorates the handler (tracing, metrics); nil leaves it as is.
 	Wrap func(http.Handler) http.Handler
 }
@@ -56,6 +60,7 @@ type Gateway struct {
 	res      api.Resources
 	sessions Sessions
 	webui    http.Handler
+	bus      *bus.Bus
 	wrap     func(http.Handler) http.Handler
 }
 
@@ -68,7 +73,7 @@ func New(o Options) *Gateway {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Gateway{log: o.Log, created: o.Created.UTC(), res: o.Resources, sessions: o.Sessions, webui: o.WebUI, wrap: o.Wrap}
+	return &Gateway{log: o.Log, created: o.Created.UTC(), res: o.Resources, sessions: o.Sessions, webui: o.WebUI, bus: o.Bus, wrap: o.Wrap}
 }
 
 // Handler returns the HTTP handler of the API (and of the web UI).
@@ -84,6 +89,8 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("/cimi/{kind}", g.collection)
 	mux.HandleFunc("/cimi/{kind}/{local}", g.resource)
 	mux.HandleFunc("/cimi/{kind}/{local}/{action}", g.action)
+	mux.HandleFunc("/load.txt", g.loadTxt)
+	mux.HandleFunc("/dhcp/hosts", g.dhcpHosts)
 	if g.webui != nil {
 		mux.Handle("/webui/", g.webui)
 		mux.Handle("/cimi/webui", http.RedirectHandler("/webui/", http.StatusMovedPermanently))

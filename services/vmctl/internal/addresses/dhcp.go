@@ -3,6 +3,8 @@ package addresses
 import (
 	"fmt"
 	"strings"
+
+	"stratuslab.dev/platform/errs"
 )
 
 // header opens every generated file, so that nobody edits it by hand.
@@ -76,4 +78,26 @@ func ISCDHCPD(pools []Pool) (string, error) {
 		b.WriteString("}\n")
 	}
 	return b.String(), nil
+}
+
+// Formats of HostEntries: the DHCP servers vmctl writes host entries for.
+const (
+	FormatDNSMasq = "dnsmasq"
+	FormatDHCPD   = "dhcpd"
+)
+
+// HostEntries returns the host entries of pools for the DHCP server that
+// format names: DNSMasq for FormatDNSMasq, ISCDHCPD for FormatDHCPD. Any
+// other format is an errs.Invalid error naming the known ones.
+func HostEntries(format string, pools []Pool) (string, error) {
+	switch format {
+	case FormatDNSMasq:
+		return DNSMasq(pools)
+	case FormatDHCPD:
+		return ISCDHCPD(pools)
+	}
+	if len(format) > 40 {
+		format = format[:40] + "…" // it comes from a URL: keep the answer short
+	}
+	return "", errs.Errorf(errs.Invalid, "There are no DHCP host entries in the format %q: ask for %q or %q.", format, FormatDNSMasq, FormatDHCPD)
 }

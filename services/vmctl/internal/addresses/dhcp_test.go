@@ -174,3 +174,36 @@ func TestDHCPServersAccept(t *testing.T) {
 		})
 	}
 }
+
+func TestHostEntries(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		format string
+		want   string // "" for an invalid error
+		pools  []addresses.Pool
+	}{
+		{format: "dnsmasq", want: goldenDNSMasq, pools: sample()},
+		{format: "dhcpd", want: goldenISC, pools: sample()},
+		{format: "", pools: sample()},
+		{format: "isc", pools: sample()},
+		{format: "DNSMasq", pools: sample()},
+		{format: "dnsmasq ", pools: sample()},
+		{format: strings.Repeat("x", 5000), pools: sample()},
+		// A known format of pools that cannot work is still refused.
+		{format: "dnsmasq", pools: []addresses.Pool{ranged(), ranged()}},
+	} {
+		got, err := addresses.HostEntries(tc.format, tc.pools)
+		if tc.want != "" {
+			if err != nil || got != tc.want {
+				t.Errorf("HostEntries(%q) = %v\n%s\nwant\n%s", tc.format, err, got, tc.want)
+			}
+			continue
+		}
+		if errs.CodeOf(err) != errs.Invalid || got != "" {
+			t.Errorf("HostEntries(%.20q) = %q, %v; want an invalid error", tc.format, got, err)
+		}
+		if len(tc.pools) == len(sample()) && (!strings.Contains(errs.MessageOf(err), `"dnsmasq" or "dhcpd"`) || len(errs.MessageOf(err)) > 200) {
+			t.Errorf("HostEntries(%.20q): the message %.300q does not name the formats briefly", tc.format, errs.MessageOf(err))
+		}
+	}
+}
