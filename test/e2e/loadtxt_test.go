@@ -48,7 +48,8 @@ func TestLoadTxt(t *testing.T) {
 		}
 		return ok && len(lines) == 1 && before.stat == "on"
 	})
-	if before.rvm != 0 || before.acpu != before.tcpu || before.amem != before.tmem || before.tcpu <= 0 || before.tmem <= 0 {
+	if before.rvm != 0 || before.acpu != before.tcpu || before.amem != before.tmem || before.fcpu != before.tcpu || before.fmem != before.tmem ||
+		before.tcpu <= 0 || before.tmem <= 0 {
 		t.Errorf("the host of a new cloud: %+v, want nothing running nor allocated", before)
 	}
 
@@ -77,7 +78,9 @@ func TestLoadTxt(t *testing.T) {
 		}
 		return ok && len(lines) == 1 && after.rvm == 1
 	})
+	// Free CPU and memory: what running domains were given is not free.
 	if after.acpu != before.acpu-100*m.CPU || after.amem != before.amem-m.Memory ||
+		after.fcpu != before.fcpu-100*m.CPU || after.fmem != before.fmem-m.Memory ||
 		after.tcpu != before.tcpu || after.tmem != before.tmem || after.stat != "on" {
 		t.Errorf("load.txt with a machine of %d CPU and %d KiB: %+v, was %+v", m.CPU, m.Memory, after, before)
 	}
@@ -139,7 +142,7 @@ func TestLoadTxt(t *testing.T) {
 			return false
 		}
 		l := lines[0]
-		return l.rvm == 0 && l.acpu == before.acpu && l.amem == before.amem && l.stat == "on"
+		return l.rvm == 0 && l.acpu == before.acpu && l.amem == before.amem && l.fcpu == before.fcpu && l.fmem == before.fmem && l.stat == "on"
 	})
 	if err := c.stop(); err != nil {
 		t.Error(err)

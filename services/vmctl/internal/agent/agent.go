@@ -99,15 +99,24 @@ func (a *Agent) Register(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("vmctl agent: describe the host: %w", err)
 	}
+	doms, err := a.cfg.Hypervisor.List(ctx)
+	if err != nil {
+		return fmt.Errorf("vmctl agent: list the host's domains: %w", err)
+	}
+	running, freeCPU, freeMem := load(info, doms)
 	return a.cfg.Hosts.Register(ctx, hosts.Host{
 		ID: a.cfg.HostID, Hostname: info.Hostname, LibvirtURI: a.cfg.LibvirtURI, CPUs: info.CPUs, MemoryMiB: info.MemoryMiB,
 		LibvirtVersion: info.LibvirtVersion, Hypervisor: info.Hypervisor, HypervisorVersion: info.HypervisorVersion, AgentVersion: a.cfg.Version,
+		FreeCPUPercent: freeCPU, FreeMemoryMiB: freeMem, RunningMachines: running,
 	})
 }
 
 // Run registers the host, then heart-beats and serves its commands until
 // ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
+	// Reconciled first, so that the host registers without the strays
+	// the reconciliation destroys.
+	a.reconcile(ctx)
 	if err := a.Register(ctx); err != nil {
 		return err
 	}
@@ -120,7 +129,6 @@ func (a *Agent) Run(ctx context.Context) error {
 			AckWait: 10 * time.Second, MaxRun: 2 * maxShutdownWait}
 		errc <- a.cfg.Bus.Consume(ctx, spec, a.Handle)
 	}()
-	a.reconcile(ctx)
 	t := time.NewTicker(a.cfg.Heartbeat)
 	defer t.Stop()
 	for turn := 1; ; turn++ {
@@ -169,17 +177,28 @@ func (a *Agent) heartbeat(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	running := 0
-	for _, d := range doms {
-		if d.State == hypervisor.Running {
-			running++
-		}
-	}
 	info, err := a.info(ctx)
 	if err != nil {
 		return err
 	}
-	return a.cfg.Hosts.Heartbeat(ctx, a.cfg.HostID, info.CPUs*100, info.MemoryMiB, running)
+	running, freeCPU, freeMem := load(info, doms)
+	return a.cfg.Hosts.Heartbeat(ctx, a.cfg.HostID, freeCPU, freeMem, running)
+}
+
+// load counts the running domains and what the host has left once they
+// have what they were given (load.txt's RVM, FCPU in percent of one CPU,
+// FMEM in MiB), never below zero.
+func load(info hypervisor.Info, doms []hypervisor.DomainStatus) (running, freeCPU int, freeMem int64) {
+	freeCPU, freeMem = info.CPUs*100, info.MemoryMiB
+	for _, d := range doms {
+		if d.State != hypervisor.Running {
+			continue
+		}
+		running++
+		freeCPU -= d.CPU * 100
+		freeMem -= d.MemoryMiB
+	}
+	return running, max(freeCPU, 0), max(freeMem, 0)
 }
 
 // info is the hypervisor's description with the configured capacity.

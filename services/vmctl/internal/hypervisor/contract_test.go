@@ -145,8 +145,8 @@ func contract(t *testing.T, h *Libvirt) {
 			got[d.UUID] = d
 		}
 		for _, want := range []DomainStatus{
-			{UUID: running.UUID, Name: running.Name, State: Running},
-			{UUID: stopped.UUID, Name: stopped.Name, State: Shutoff},
+			{UUID: running.UUID, Name: running.Name, State: Running, CPU: running.CPU, MemoryMiB: int64(running.MemoryMiB)},
+			{UUID: stopped.UUID, Name: stopped.Name, State: Shutoff, CPU: stopped.CPU, MemoryMiB: int64(stopped.MemoryMiB)},
 		} {
 			if got[want.UUID] != want {
 				t.Errorf("List has %+v, want %+v", got[want.UUID], want)

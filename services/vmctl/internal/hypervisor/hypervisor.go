@@ -105,6 +105,9 @@ type DomainStatus struct {
 	UUID  string
 	Name  string
 	State State
+	// CPU and MemoryMiB are what the domain was given.
+	CPU       int
+	MemoryMiB int64
 }
 
 // Info describes the host and its hypervisor.

@@ -382,7 +382,7 @@ func (l *Libvirt) List(ctx context.Context) ([]DomainStatus, error) {
 			}
 		}()
 		for i := range doms {
-			s, _, err := doms[i].GetState()
+			info, err := doms[i].GetInfo()
 			if isCode(err, libvirt.ERR_NO_DOMAIN) {
 				continue
 			}
@@ -397,7 +397,8 @@ func (l *Libvirt) List(ctx context.Context) ([]DomainStatus, error) {
 			if err != nil {
 				return fail(err, "read a machine's name")
 			}
-			out = append(out, DomainStatus{UUID: id, Name: name, State: stateOf(s)})
+			out = append(out, DomainStatus{UUID: id, Name: name, State: stateOf(info.State),
+				CPU: int(info.NrVirtCpu), MemoryMiB: int64(info.MaxMem >> 10)})
 		}
 		return nil
 	})
