@@ -23,6 +23,7 @@ if [ "$all" != "--debs" ]; then
 	debs+=(util-linux) # vmctl agent tests compare the swap disk's header with mkswap's and read it with blkid
 	debs+=(xmlsec1 libxml2-utils) # client/metadata/xmlsig interop tests sign and verify with xmlsec1 and cross-check canonical XML with xmllint --c14n
 	debs+=(openssl libxml2-utils bzip2 xz-utils) # client/metadata tests compare DN with openssl -nameopt RFC2253, read rendered entries with xmllint and build entries of bzip2/xz-compressed images (qemu-img makes the qcow2/vmdk/vdi/vhdx ones)
+	debs+=(openssl xmlsec1) # services/marketplace upload tests accept a certificate made by openssl req and entries signed by xmlsec1 (also with a 1024-bit legacy key)
 fi
 missing=()
 for p in "${debs[@]}"; do

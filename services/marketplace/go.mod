@@ -2,7 +2,13 @@ module stratuslab.dev/services/marketplace
 
 go 1.26.0
 
-require stratuslab.dev/platform v0.0.0
+require (
+	github.com/google/uuid v1.6.0
+	google.golang.org/protobuf v1.36.12
+	stratuslab.dev/client v0.0.0
+	stratuslab.dev/platform v0.0.0
+	stratuslab.dev/proto v0.0.0
+)
 
 require (
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
@@ -18,7 +24,6 @@ require (
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/golang/snappy v1.0.0 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
-	github.com/google/uuid v1.6.0 // indirect
 	github.com/gorilla/websocket v1.5.3 // indirect
 	github.com/grpc-ecosystem/go-grpc-middleware v1.4.0 // indirect
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.30.0 // indirect
@@ -59,11 +64,11 @@ require (
 	google.golang.org/genproto/googleapis/api v0.0.0-20261012220534-4341edf3f941 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261012220534-4341edf3f941 // indirect
 	google.golang.org/grpc v1.83.2 // indirect
-	google.golang.org/protobuf v1.36.12 // indirect
-	stratuslab.dev/proto v0.0.0 // indirect
+	software.sslmate.com/src/go-pkcs12 v0.7.4 // indirect
 )
 
 replace (
+	stratuslab.dev/client => ../../client
 	stratuslab.dev/platform => ../../platform
 	stratuslab.dev/proto => ../../proto
 )
