@@ -2,6 +2,7 @@ package addresses
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -74,6 +75,21 @@ type Pool struct {
 	// MACPrefix is the first two bytes of the MAC addresses of a Range;
 	// DefaultMACPrefix when empty.
 	MACPrefix string `json:"mac-prefix,omitempty"`
+}
+
+// UnmarshalJSON decodes a pool from nothing but data. encoding/json
+// decodes the elements of an array into the slice's existing elements,
+// keeping the fields data leaves out, so that settings decoded over the
+// defaults would give an administrator's pool the default pool's host
+// name template and MAC prefix.
+func (p *Pool) UnmarshalJSON(data []byte) error {
+	type plain Pool // without this method
+	var q plain
+	if err := json.Unmarshal(data, &q); err != nil {
+		return err
+	}
+	*p = Pool(q)
+	return nil
 }
 
 // entry is one address of a pool with what DHCP gives with it.

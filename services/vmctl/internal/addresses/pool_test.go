@@ -1,6 +1,8 @@
 package addresses_test
 
 import (
+	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -207,5 +209,28 @@ func TestHostnames(t *testing.T) {
 		if want := "  host " + fqdn + " { hardware ethernet 02:00:00:00:00:01; fixed-address " + tc.ip + "; option host-name \"" + host + "\"; }\n"; !strings.Contains(out, want) {
 			t.Errorf("template %q for %s in %q: got\n%s\nwant the line\n%s", tc.tmpl, tc.ip, tc.domain, out, want)
 		}
+	}
+}
+
+// TestDecodeOverDefaults decodes pools over the default ones, as live
+// settings are: a pool takes nothing from the default it replaces.
+func TestDecodeOverDefaults(t *testing.T) {
+	pools := []addresses.Pool{{
+		Network: addresses.Public, Subnet: "192.168.122.0/24", Gateway: "192.168.122.1", Domain: "stratuslab.local",
+		Hostname: "vm-{last}", Range: "192.168.122.10-192.168.122.250", MACPrefix: "02:01",
+	}}
+	if err := json.Unmarshal([]byte(`[{"network": "public", "subnet": "10.20.0.0/21", "range": "10.20.0.10-10.20.3.241"}]`), &pools); err != nil {
+		t.Fatal(err)
+	}
+	want := addresses.Pool{Network: addresses.Public, Subnet: "10.20.0.0/21", Range: "10.20.0.10-10.20.3.241"}
+	if len(pools) != 1 || !reflect.DeepEqual(pools[0], want) {
+		t.Errorf("decoded over the defaults: %+v, want %+v", pools, want)
+	}
+	if err := addresses.ValidatePools(pools); err != nil {
+		t.Errorf("a /21 with the default host names: %v", err)
+	}
+	var bad addresses.Pool
+	if err := json.Unmarshal([]byte(`{"network": 5}`), &bad); err == nil {
+		t.Error("a pool whose network is a number decodes")
 	}
 }
