@@ -140,10 +140,18 @@ func (s *Scheduler) deploy(ctx context.Context, id string, mayWait bool) error {
 		}
 		m.SetState(next, "", s.cfg.Now())
 		if err := s.save(ctx, m, rev); err != nil {
-			if errors.Is(err, store.ErrConflict) {
-				continue // killed meanwhile, or another replica moved it
+			if !errors.Is(err, store.ErrConflict) {
+				return err
 			}
-			return err
+			// Killed meanwhile, or another replica moved it. A placement
+			// the document never recorded is given back at once when the
+			// machine ended (its teardown did not see it).
+			if next == machine.Prolog && s.ended(ctx, m.UUID) {
+				if err := s.cfg.Hosts.Release(ctx, strings.TrimPrefix(m.Host, hosts.DocumentID("")), m.UUID); err != nil && errs.CodeOf(err) != errs.NotFound {
+					return err
+				}
+			}
+			continue
 		}
 		s.cfg.Crash("vmctl.scheduler.saved-" + string(next))
 	}
@@ -337,17 +345,11 @@ func (s *Scheduler) boot(ctx context.Context, m *machine.Machine) (machine.Detai
 
 // leaseOf returns the leases of a machine (for the context disk's network).
 func (s *Scheduler) leaseOf(ctx context.Context, id string) []addresses.Lease {
-	held, err := s.cfg.Leases.Held(ctx)
+	held, err := s.cfg.Leases.Of(ctx, id)
 	if err != nil {
 		return nil
 	}
-	var out []addresses.Lease
-	for _, l := range held {
-		if l.Machine == id {
-			out = append(out, l)
-		}
-	}
-	return out
+	return held
 }
 
 // teardown destroys the domain and gives everything back, then leaves the

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -67,6 +68,8 @@ type Config struct {
 type Scheduler struct {
 	cfg Config
 	log *slog.Logger
+
+	counterMu sync.Mutex // serialises nextVMID
 }
 
 // New returns the scheduler of cfg.
@@ -259,6 +262,10 @@ func (s *Scheduler) fits(ctx context.Context, t machinetype.Type) error {
 
 // nextVMID allocates the next machine number.
 func (s *Scheduler) nextVMID(ctx context.Context) (int64, error) {
+	// One at a time in this process: concurrent creates would otherwise
+	// all read one revision and all but one retry, again and again.
+	s.counterMu.Lock()
+	defer s.counterMu.Unlock()
 	const id = CounterKind + "/vmid"
 	for attempt := 0; attempt < 200; attempt++ {
 		doc, err := s.cfg.Counters.Get(ctx, id)
