@@ -87,7 +87,12 @@ func (c *Controller) Tidy(ctx context.Context) (int, error) {
 // Failures are logged and retried at the next turn: they must not stop
 // the service.
 func (c *Controller) Run(ctx context.Context) error {
-	lastReconcile := time.Time{}
+	// The loop wakes every second to read the settings again, so that a
+	// shorter period set by an administrator applies at once rather than
+	// after the sleep in progress.
+	lastReconcile, lastTidy := time.Time{}, time.Time{}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	for {
 		every := c.cfg.Settings().ReconcileEvery.D()
 		if c.now().Sub(lastReconcile) >= every {
@@ -101,13 +106,16 @@ func (c *Controller) Run(ctx context.Context) error {
 				rep.Log(c.log)
 			}
 		}
-		if _, err := c.Tidy(ctx); err != nil && ctx.Err() == nil {
-			c.log.Warn("tidying failed; retrying at the next turn", "error", err)
+		if c.now().Sub(lastTidy) >= min(time.Minute, every) {
+			if _, err := c.Tidy(ctx); err != nil && ctx.Err() == nil {
+				c.log.Warn("tidying failed; retrying at the next turn", "error", err)
+			}
+			lastTidy = c.now()
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(min(time.Minute, every)):
+		case <-tick.C:
 		}
 	}
 }
