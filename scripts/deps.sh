@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 all=${1:-}
 
 debs=(protobuf-compiler libvirt-dev pkg-config qemu-utils gcc make git ca-certificates)
+debs+=(busybox-static syslinux syslinux-common mtools cpio) # make run: scripts/seed-images.sh builds the test appliance for the seed catalogue (scripts/appliance.sh)
 if [ "$all" != "--debs" ]; then
 	debs+=(docker-compose) # make compose-check validates deploy/compose without an engine
 	debs+=(slapd ldap-utils) # a throwaway LDAP server per authn test
@@ -24,6 +25,7 @@ if [ "$all" != "--debs" ]; then
 	debs+=(xmlsec1 libxml2-utils) # client/metadata/xmlsig interop tests sign and verify with xmlsec1 and cross-check canonical XML with xmllint --c14n
 	debs+=(openssl libxml2-utils bzip2 xz-utils) # client/metadata tests compare DN with openssl -nameopt RFC2253, read rendered entries with xmllint and build entries of bzip2/xz-compressed images (qemu-img makes the qcow2/vmdk/vdi/vhdx ones)
 	debs+=(openssl xmlsec1) # services/marketplace upload tests accept a certificate made by openssl req and entries signed by xmlsec1 (also with a 1024-bit legacy key)
+	debs+=(openssl xmlsec1 cloud-init coreutils) # client/cmd/stratus Marketplace tests sign with keys made by openssl, check signed entries with xmlsec1 --verify and identifiers with sha1sum, and read create-image's user data with cloud-init's own parser and schema
 fi
 missing=()
 for p in "${debs[@]}"; do

@@ -134,13 +134,6 @@ type response struct {
 // json.RawMessage or []byte goes as is). Answers of 300 and above become
 // *Error; transport failures become *NetError.
 func (c *Client) do(ctx context.Context, method, ref string, query url.Values, body any) (*response, error) {
-	if c.setupErr != nil {
-		return nil, c.setupErr
-	}
-	u := c.url(ref)
-	if len(query) > 0 {
-		u += "?" + query.Encode()
-	}
 	var payload []byte
 	if body != nil {
 		switch b := body.(type) {
@@ -155,21 +148,52 @@ func (c *Client) do(ctx context.Context, method, ref string, query url.Values, b
 			}
 		}
 	}
-	var rd io.Reader
+	contentType := ""
 	if payload != nil {
-		rd = bytes.NewReader(payload)
+		contentType = "application/json"
+	}
+	return c.send(ctx, outgoing{method: method, ref: ref, query: query, payload: payload, contentType: contentType, accept: "application/json", secrets: true})
+}
+
+// outgoing is one request as send takes it.
+type outgoing struct {
+	method, ref string
+	query       url.Values
+	payload     []byte // the body; nil for none
+	contentType string // of the body
+	accept      string // what the answer should be
+	// secrets says whether the password or session token goes with the
+	// request; a TLS client certificate always does.
+	secrets bool
+}
+
+// send sends one request with a body of any type and returns the answer;
+// do is send for JSON.
+func (c *Client) send(ctx context.Context, o outgoing) (*response, error) {
+	if c.setupErr != nil {
+		return nil, c.setupErr
+	}
+	method, ref := o.method, o.ref
+	u := c.url(ref)
+	if len(o.query) > 0 {
+		u += "?" + o.query.Encode()
+	}
+	var rd io.Reader
+	if o.payload != nil {
+		rd = bytes.NewReader(o.payload)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", method, ref, err)
 	}
-	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Accept", o.accept)
 	req.Header.Set("User-Agent", c.agent)
-	if payload != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if o.payload != nil && o.contentType != "" {
+		req.Header.Set("Content-Type", o.contentType)
 	}
 	c.mu.Lock()
 	switch {
+	case !o.secrets:
 	case c.token != "":
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	case c.username != "":
@@ -178,24 +202,39 @@ func (c *Client) do(ctx context.Context, method, ref string, query url.Values, b
 	c.mu.Unlock()
 
 	start := time.Now()
-	c.trace.request(req, payload)
+	c.trace.request(req, o.payload)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("%s %s: %w", method, ref, ctx.Err())
 		}
-		return nil, &NetError{Endpoint: c.endpoint, Err: err}
+		return nil, &NetError{Endpoint: c.site(req.URL), Err: err}
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
-		return nil, &NetError{Endpoint: c.endpoint, Err: err}
+		return nil, &NetError{Endpoint: c.site(req.URL), Err: err}
 	}
 	c.trace.response(resp, data, time.Since(start))
 	if resp.StatusCode >= 300 {
 		return nil, decodeError(resp.StatusCode, data)
 	}
 	return &response{status: resp.StatusCode, header: resp.Header, body: data}, nil
+}
+
+// site names where a request went, for errors: the endpoint, or the
+// scheme and host of another site.
+func (c *Client) site(u *url.URL) string {
+	if sameSite(c.endpoint, u) {
+		return c.endpoint
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+// sameSite reports whether u has the scheme, host and port of base.
+func sameSite(base string, u *url.URL) bool {
+	b, err := url.Parse(base)
+	return err == nil && strings.EqualFold(b.Scheme, u.Scheme) && strings.EqualFold(b.Host, u.Host)
 }
 
 // decodeError reads a CIMI error document, or makes one from the status

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -27,8 +28,11 @@ type app struct {
 	quiet    bool
 	json     bool
 
-	settings *config.Settings
-	auth     string // how the client authenticates: password, session, certificate or ""
+	settings   *config.Settings
+	auth       string // how the client authenticates: password, session, certificate or ""
+	marketSite string // scheme://host of the Marketplace, once used
+
+	warnedInsecure bool
 }
 
 // commands lists the constructors of every command. A new command is a
@@ -60,6 +64,14 @@ func (a *app) commands() []*cobra.Command {
 		a.attachVolumeCmd(),
 		a.detachVolumeCmd(),
 		a.linksCmd(),
+		a.buildMetadataCmd(),
+		a.signMetadataCmd(),
+		a.validateMetadataCmd(),
+		a.uploadMetadataCmd(),
+		a.deprecateMetadataCmd(),
+		a.describeImagesCmd(),
+		a.showImageCmd(),
+		a.createImageCmd(),
 	}
 }
 
@@ -169,6 +181,56 @@ func (a *app) clientAt(_ context.Context, key string) (*sdk.Client, error) {
 	if s.Get(key) == "" {
 		return nil, errNoEndpoint
 	}
+	return a.open(s, s.Get(key))
+}
+
+// marketplace returns the client of the Marketplace: marketplace_endpoint,
+// else the endpoint's /marketplace. The cloud's password or session go
+// with its requests only when it is on the endpoint's site (see
+// sdk.Marketplace); with no endpoint configured, the Marketplace's site
+// is the one the credentials are for.
+func (a *app) marketplace(_ context.Context) (*sdk.Marketplace, error) {
+	s, err := a.config()
+	if err != nil {
+		return nil, err
+	}
+	endpoint, mp := s.Get(config.Endpoint), s.Get(config.MarketplaceEndpoint)
+	switch {
+	case mp == "" && endpoint == "":
+		return nil, errNoEndpoint
+	case mp == "":
+		mp = sdk.Normalize(endpoint) + "/marketplace"
+	case endpoint == "":
+		u, err := url.Parse(sdk.MarketplaceURL(mp))
+		if err != nil || u.Host == "" {
+			return nil, fmt.Errorf("marketplace_endpoint = %q (from %s) is not a URL", mp, s.Source(config.MarketplaceEndpoint))
+		}
+		endpoint = u.Scheme + "://" + u.Host
+	}
+	c, err := a.open(s, endpoint)
+	if err != nil {
+		return nil, err
+	}
+	m := c.Marketplace(mp)
+	if u, err := url.Parse(m.URL()); err == nil {
+		a.marketSite = u.Scheme + "://" + u.Host
+	}
+	return m, nil
+}
+
+// marketError explains a Marketplace that wants credentials it was not
+// sent: those of the cloud go only to the cloud's own site.
+func (a *app) marketError(mp *sdk.Marketplace, err error) error {
+	var ce *sdk.Error
+	if errors.As(err, &ce) && ce.Status == http.StatusUnauthorized && !mp.SendsCredentials() {
+		return fmt.Errorf("the Marketplace %s wants credentials (401: %s); stratus sends your cloud password or session only to the cloud's own site, so use that site's Marketplace or log in to this one's cloud", mp.URL(), ce.Message)
+	}
+	return err
+}
+
+// open builds the client of endpoint with the settings' credentials and
+// connection options.
+func (a *app) open(s *config.Settings, endpoint string) (*sdk.Client, error) {
 	insecure, err := s.Bool(config.Insecure)
 	if err != nil {
 		return nil, err
@@ -178,8 +240,11 @@ func (a *app) clientAt(_ context.Context, key string) (*sdk.Client, error) {
 		return nil, err
 	}
 	opts := []sdk.Option{sdk.WithTimeout(timeout), sdk.WithUserAgent("stratus/" + version)}
-	if insecure {
+	if insecure && !a.warnedInsecure {
+		a.warnedInsecure = true
 		fmt.Fprintf(a.env.stderr, "stratus: warning: insecure is set (by %s): the cloud's certificate is not checked, so anyone on the network path could read your credentials; use it only with a test cloud\n", s.Source(config.Insecure))
+	}
+	if insecure {
 		opts = append(opts, sdk.WithInsecure(true))
 	}
 	if ca := s.Get(config.CAFile); ca != "" {
@@ -188,7 +253,7 @@ func (a *app) clientAt(_ context.Context, key string) (*sdk.Client, error) {
 	if a.verbose > 0 {
 		opts = append(opts, sdk.WithTrace(a.env.stderr, a.verbose))
 	}
-	endpoint := sdk.Normalize(s.Get(key))
+	endpoint = sdk.Normalize(endpoint)
 	user, pass := s.Get(config.Username), s.Get(config.Password)
 	saved, _ := loadSession(a.env.home, endpoint)
 	switch {
@@ -217,6 +282,8 @@ func (a *app) explain(err error) string {
 	switch {
 	case errors.Is(err, errNoEndpoint) && s != nil:
 		return fmt.Sprintf("no endpoint configured: run stratus copy-config and edit %s, or give --endpoint", s.Path)
+	case errors.As(err, &ne) && s != nil && ne.Endpoint == a.marketSite && s.Get(config.MarketplaceEndpoint) != "":
+		return fmt.Sprintf("%v — check marketplace_endpoint in %s", err, s.Source(config.MarketplaceEndpoint))
 	case errors.As(err, &ne) && s != nil:
 		return fmt.Sprintf("%v — check the endpoint in %s", err, s.Source(config.Endpoint))
 	case errors.As(err, &ce) && ce.Status == http.StatusUnauthorized && s != nil:

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"stratuslab.dev/client/internal/config"
+	"stratuslab.dev/client/metadata"
 	"stratuslab.dev/client/sdk"
 )
 
@@ -310,7 +311,8 @@ func (a *app) sshKey(c *cobra.Command, flag string) (string, error) {
 	return strings.Join(keys, "\n"), nil
 }
 
-// resolveImage looks up an image given by tag among the user's disks.
+// resolveImage looks up an image given by tag among the user's disks;
+// a tag no disk has is a Marketplace tag, which the cloud resolves.
 func (a *app) resolveImage(ctx context.Context, img imageRef) (imageRef, error) {
 	if img.tag == "" {
 		return img, nil
@@ -325,11 +327,10 @@ func (a *app) resolveImage(ctx context.Context, img imageRef) (imageRef, error) 
 	}
 	switch len(items) {
 	case 0:
-		hint := ""
-		if n := len(img.tag); n > 20 && n < 34 && !strings.ContainsAny(img.tag, ".:/ ") {
-			hint = fmt.Sprintf("; a Marketplace image id has 27 characters, %q has %d", img.tag, n)
+		if metadata.ValidTag(img.tag) {
+			return imageRef{marketTag: img.tag}, nil
 		}
-		return img, fmt.Errorf("image %q: no disk you may use has this tag, and it is no Marketplace id, disk uuid or URL%s", img.tag, hint)
+		return img, fmt.Errorf("image %q: no disk you may use has this tag, and it is no Marketplace id, tag, disk uuid or URL%s", img.tag, idHint(img.tag))
 	case 1:
 		var v volume
 		_ = json.Unmarshal(items[0], &v)
@@ -381,8 +382,11 @@ func (a *app) runInstanceCmd() *cobra.Command {
 		Use:   "run-instance IMAGE",
 		Short: "Start virtual machines from an image",
 		Long: `run-instance starts machines from IMAGE: a Marketplace image id (27
-characters), the uuid of a disk, the tag of one of your disks, or an http(s)
-URL of an image file with its --bytes and --sha1.
+characters), a Marketplace tag (e-mail/tag: that endorser's newest valid image
+with the tag; tag: the newest valid image with the tag, when one endorser uses
+it), the uuid of a disk, the tag of one of your disks (looked up before the
+Marketplace's tags), or an http(s) URL of an image file with its --bytes and
+--sha1.
 
 It returns once the cloud has accepted the machines, printing for each its vm
 ID and address; -q prints "vmID, ip" lines only. The machines then boot by
@@ -440,7 +444,11 @@ or ssh for a public key file, or none for one file used as it is).`,
 			if err != nil {
 				return err
 			}
-			return a.start(ctx, c, body, o)
+			err = a.start(ctx, c, body, o)
+			if hint := idHint(img.marketTag); hint != "" && perMachine(err) {
+				return fmt.Errorf("%s%s", a.explain(err), hint)
+			}
+			return err
 		},
 	}
 	f := c.Flags()

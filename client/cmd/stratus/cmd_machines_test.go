@@ -179,7 +179,8 @@ func TestRunInstanceImagesAndKeys(t *testing.T) {
 	putVolume(w.fc, diskC, "admin", "2026-01-02T00:00:00Z", map[string]any{"tag": "theirs"})
 	for _, tc := range []struct{ image, want string }{
 		{"dup", `image "dup": 2 disks have this tag (` + diskA + ", " + diskB + "): give the uuid of the one to start"},
-		{"theirs", `image "theirs": no disk you may use has this tag`},
+		// A tag no disk of the user's has is a Marketplace tag.
+		{"theirs", "No valid image has tag theirs. (400 invalid)"},
 		{"KhGzWhB9ZZv5ZkLSZqm6pkWx7Z", `a Marketplace image id has 27 characters, "KhGzWhB9ZZv5ZkLSZqm6pkWx7Z" has 26`},
 		{ghost, "The image " + ghost + " is not a volume of this cloud. (400 invalid)"},
 	} {

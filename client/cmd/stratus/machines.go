@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"stratuslab.dev/client/metadata"
 )
 
 // What the machine commands show of Machine documents, and how they read
@@ -80,8 +82,10 @@ type machine struct {
 	Save *struct {
 		Title string `json:"title"`
 	} `json:"save"`
-	SavedVolume string `json:"savedVolume"`
-	Created     string `json:"created"`
+	SavedVolume     string `json:"savedVolume"`
+	SavedImage      string `json:"savedImage"`      // the volume, as the Marketplace contract names it
+	SavedIdentifier string `json:"savedIdentifier"` // the draft Marketplace entry of the saved disk
+	Created         string `json:"created"`
 }
 
 func (m machine) uuid() string {
@@ -288,8 +292,11 @@ func writeMachineDetail(w io.Writer, m machine, loc *time.Location) {
 	if m.Save != nil {
 		line("save", "%q", m.Save.Title)
 	}
-	if m.SavedVolume != "" {
-		line("saved disk", "%s", strings.TrimPrefix(m.SavedVolume, volumeKind+"/"))
+	if v := cmpOr(m.SavedVolume, m.SavedImage); v != "" {
+		line("saved disk", "%s", strings.TrimPrefix(v, volumeKind+"/"))
+	}
+	if m.SavedIdentifier != "" {
+		line("saved image", "%s", m.SavedIdentifier)
 	}
 	if m.Host != "" {
 		line("host", "%s", m.Host)
@@ -354,9 +361,12 @@ func (r machineRef) matches(m machine) bool {
 func (r machineRef) String() string { return r.arg }
 
 // imageRef is the IMAGE of run-instance: exactly one of a Marketplace id,
-// a disk uuid, a URL (with its size and SHA-1) or a disk tag to look up.
+// a Marketplace tag (email/tag or tag) for the cloud to resolve, a disk
+// uuid, a URL (with its size and SHA-1) or a tag to look up among the
+// user's disks first.
 type imageRef struct {
 	marketplace string
+	marketTag   string
 	volume      string
 	url         string
 	bytes       int64
@@ -376,6 +386,14 @@ func isMarketplaceID(s string) bool {
 		}
 	}
 	return true
+}
+
+// idHint explains a tag that may be a mistyped Marketplace id.
+func idHint(tag string) string {
+	if n := len(tag); n > 20 && n < 34 && !strings.ContainsAny(tag, ".:/ ") {
+		return fmt.Sprintf("; a Marketplace image id has 27 characters, %q has %d", tag, n)
+	}
+	return ""
 }
 
 // parseImage reads the IMAGE argument. An http(s) URL needs sha1 and
@@ -415,6 +433,12 @@ func parseImage(arg, sha1 string, bytes int64, bytesSet bool) (imageRef, error) 
 	case strings.ContainsAny(s, " \t\r\n"):
 		return imageRef{}, usageError{fmt.Errorf("image %q is not a Marketplace id (27 letters, digits, - and _), a disk uuid, a disk tag or an http(s) URL", arg)}
 	}
+	if email, tag, ok := strings.Cut(s, "/"); ok && strings.Contains(email, "@") {
+		if !metadata.ValidEmail(email) || !metadata.ValidTag(tag) {
+			return imageRef{}, usageError{fmt.Errorf("image %q: an endorser's tag is e-mail/tag, the tag of letters, digits, '.', '-' and '_'", arg)}
+		}
+		return imageRef{marketTag: s}, nil
+	}
 	return imageRef{tag: s}, nil
 }
 
@@ -423,6 +447,11 @@ func (i imageRef) body() any {
 	switch {
 	case i.marketplace != "":
 		return i.marketplace
+	case i.marketTag != "":
+		// The shape vmctl reads for a Marketplace image, with a tag in
+		// place of the identifier (services/marketplace/CONTRACT.md,
+		// "Image tags").
+		return map[string]any{"marketplace": i.marketTag}
 	case i.volume != "":
 		return i.volume
 	}

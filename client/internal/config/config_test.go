@@ -67,7 +67,7 @@ func TestPrecedence(t *testing.T) {
 		{"STRATUSLAB_KEY exception", map[string]string{"STRATUSLAB_KEY": "/k.pub"}, nil, "", UserPublicKeyFile, "/k.pub", "STRATUSLAB_KEY"},
 		{"key default", nil, nil, "", UserPublicKeyFile, filepath.Join(home, ".ssh", "id_rsa.pub"), "the default"},
 		{"section key file", nil, nil, "fav-cloud", UserPublicKeyFile, "/home/clouduser/.ssh/id_rsa-favcloud.pub", "[fav-cloud]"},
-		{"marketplace default", nil, nil, "", MarketplaceEndpoint, DefaultMarketplace, "the default"},
+		{"marketplace default: derived from the endpoint", nil, nil, "", MarketplaceEndpoint, "", "the default"},
 		{"no pem certificate unless it exists", nil, nil, "", PemCertificate, "", "the default"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

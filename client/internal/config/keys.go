@@ -55,9 +55,6 @@ const (
 // FileEnv names another configuration file than the usual one.
 const FileEnv = "STRATUSLAB_USER_CONFIG"
 
-// DefaultMarketplace is the central StratusLab Marketplace.
-const DefaultMarketplace = "https://marketplace.stratuslab.eu/"
-
 // DefaultTimeout is endpoint_timeout, in seconds, when nothing sets it.
 const DefaultTimeout = "30"
 
@@ -86,7 +83,7 @@ func Keys() []Key {
 	return []Key{
 		key(Endpoint, "the cloud's entry point, e.g. cloud.example.org", "The cloud entry point: a host name (https is assumed) or a URL such as\nhttps://cloud.example.org or http://127.0.0.1:8080 for a local test cloud."),
 		key(PdiskEndpoint, "the persistent disk service (default: endpoint)", "The persistent disk (storage) service. Default: the endpoint."),
-		key(MarketplaceEndpoint, "the Marketplace of images", "The Marketplace of machine images. Default: "+DefaultMarketplace),
+		key(MarketplaceEndpoint, "the Marketplace of images (default: the endpoint's /marketplace)", "The Marketplace of machine images: a URL such as\nhttps://cloud.example.org/marketplace, or a host name (https and\n/marketplace are assumed). Default: the endpoint's /marketplace."),
 		user, pass, pem, pemKey, p12, p12Pass, sshKey,
 		key(EndpointTimeout, "seconds to wait for the cloud's answer", "Seconds to wait for an answer of the cloud before giving up. Default: "+DefaultTimeout+"."),
 		key(CAFile, "PEM file of authorities to trust for the cloud's certificate", "PEM file of certificate authorities to trust for the cloud's certificate,\nbesides the system's: the certificate of a cloud that signs its own."),

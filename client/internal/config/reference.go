@@ -63,7 +63,7 @@ func example(name string) string {
 	case PdiskEndpoint:
 		return "pdisk.example.org"
 	case MarketplaceEndpoint:
-		return DefaultMarketplace
+		return "https://cloud.example.org/marketplace"
 	case Username:
 		return "sluser"
 	case Password:

@@ -172,8 +172,6 @@ func (s *Settings) set(name, value, source string) {
 func (s *Settings) defaults(name, home string, exists func(string) bool) {
 	v := ""
 	switch name {
-	case MarketplaceEndpoint:
-		v = DefaultMarketplace
 	case EndpointTimeout:
 		v = DefaultTimeout
 	case UserPublicKeyFile:

@@ -15,10 +15,11 @@ import (
 )
 
 // Users known to the fake cloud: username → password. "admin" has the
-// ADMIN role.
+// ADMIN role; "user" and "other" are two plain users.
 const (
 	AdminPassword = "admin-secret"
 	UserPassword  = "user-secret"
+	OtherPassword = "other-secret"
 )
 
 // Cloud is the fake cloud's state. Create one with New and serve it with
@@ -50,6 +51,18 @@ const (
 //
 // The standard machine types are served as MachineConfiguration documents
 // {name, cpu, memory (KiB), swapMiB}, "m1.small" the default.
+//
+// A machine whose user data holds a cloud-config power_state (as stratus
+// create-image sends) powers itself off once Running: the next read shows
+// it Unknown, "the guest stopped by itself", as vmctl shows such a guest.
+// shutdown is accepted from Running, Stopped and Unknown, as vmctl does.
+// When a machine with "save" reaches Done, its captured volume and an
+// unsigned draft Marketplace entry appear, and the machine gets
+// savedVolume and savedIdentifier.
+//
+// The Marketplace routes under /marketplace/metadata (upload, search, one
+// entry as XML or JSON, deprecate) follow services/marketplace/CONTRACT.md;
+// see marketplace.go.
 //
 // A Machine body without "image" keeps the fake's older generic behaviour
 // (202 and a job; "doomed" makes the job fail), which the job tests use.
@@ -140,7 +153,7 @@ func (c *Cloud) who(w http.ResponseWriter, r *http.Request) (string, bool) {
 }
 
 func check(u, p string) bool {
-	return (u == "admin" && p == AdminPassword) || (u == "user" && p == UserPassword)
+	return (u == "admin" && p == AdminPassword) || (u == "user" && p == UserPassword) || (u == "other" && p == OtherPassword)
 }
 
 // ServeHTTP implements the contract.
@@ -149,6 +162,12 @@ func (c *Cloud) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer c.mu.Unlock()
 	c.requests = append(c.requests, r.Method+" "+r.URL.Path)
 	w.Header().Set("CIMI-Specification-Version", "2.0.0")
+	if mp, ok := strings.CutPrefix(r.URL.Path, "/marketplace/"); ok {
+		if user, ok := c.who(w, r); ok {
+			c.marketplace(w, r, user, mp)
+		}
+		return
+	}
 	path, ok := strings.CutPrefix(r.URL.Path, "/cimi/")
 	if !ok {
 		writeErr(w, 404, "not_found", "Nothing here: the API is under /cimi/.")

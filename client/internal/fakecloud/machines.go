@@ -1,9 +1,14 @@
 package fakecloud
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
 	"net/http"
+	"net/mail"
 	"slices"
 	"strings"
 	"time"
@@ -126,6 +131,9 @@ func (c *Cloud) advance(m map[string]any) {
 	d, _ := m["detailedState"].(string)
 	next, ok := nextState(d)
 	switch {
+	case d == "Running" && powersOff(m):
+		setState(m, "Unknown", "the guest stopped by itself (shutoff)")
+		return
 	case !ok || m["name"] == "stuck":
 		return
 	case d == "Pending" && m["name"] == "doomed":
@@ -143,6 +151,38 @@ func (c *Cloud) advance(m map[string]any) {
 			c.docs["Volume/"+uuid] = map[string]any{"id": "Volume/" + uuid, "uuid": uuid, "owner": m["owner"], "size": 10.0, "count": 0,
 				"visibility": "PRIVATE", "tag": title, "type": "MACHINE_IMAGE_ORIGIN", "state": "AVAILABLE", "created": now, "updated": now}
 			m["savedVolume"] = "Volume/" + uuid
+			m["savedIdentifier"] = c.addDraft(fmt.Sprint(m["owner"]), save, uuid)
+		}
+	}
+}
+
+// powersOff reports whether the guest of m ends its own run: its user data
+// asks cloud-init to power it off, in a cloud-config part of a MIME
+// multipart message (base64 or plain) or as the whole user data.
+func powersOff(m map[string]any) bool {
+	ctx, _ := m["context"].(map[string]any)
+	ud, _ := ctx["userData"].(string)
+	msg, err := mail.ReadMessage(strings.NewReader(ud))
+	if err != nil {
+		return strings.Contains(ud, "power_state:")
+	}
+	mt, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
+	if err != nil || !strings.HasPrefix(mt, "multipart/") {
+		return strings.Contains(ud, "power_state:")
+	}
+	r := multipart.NewReader(msg.Body, params["boundary"])
+	for {
+		p, err := r.NextRawPart()
+		if err != nil {
+			return false
+		}
+		var body io.Reader = p
+		if strings.EqualFold(p.Header.Get("Content-Transfer-Encoding"), "base64") {
+			body = base64.NewDecoder(base64.StdEncoding, p)
+		}
+		data, _ := io.ReadAll(body)
+		if strings.HasPrefix(p.Header.Get("Content-Type"), "text/cloud-config") && strings.Contains(string(data), "power_state:") {
+			return true
 		}
 	}
 }
@@ -247,6 +287,9 @@ func (c *Cloud) createMachine(w http.ResponseWriter, user string, raw []byte) {
 		Bytes int64  `json:"bytes"`
 		SHA1  string `json:"sha1"`
 	}
+	var mp struct {
+		Marketplace string `json:"marketplace"`
+	}
 	switch {
 	case json.Unmarshal(b.Image, &s) == nil && marketplaceID(s):
 		image["marketplace"] = s
@@ -256,6 +299,16 @@ func (c *Cloud) createMachine(w http.ResponseWriter, user string, raw []byte) {
 			return
 		}
 		image["volume"] = s
+	case json.Unmarshal(b.Image, &mp) == nil && marketplaceID(mp.Marketplace):
+		image["marketplace"] = mp.Marketplace
+	case json.Unmarshal(b.Image, &mp) == nil && mp.Marketplace != "":
+		// A tag, resolved as the Marketplace does.
+		id, status, msg := c.resolveTag(user, mp.Marketplace)
+		if status != 0 {
+			writeErr(w, status, map[int]string{400: "invalid", 409: "conflict"}[status], msg)
+			return
+		}
+		image["marketplace"], image["tag"] = id, mp.Marketplace
 	case json.Unmarshal(b.Image, &u) == nil && u.URL != "":
 		if u.Bytes <= 0 || len(u.SHA1) != 40 {
 			bad("An image given by URL needs its size in bytes and its SHA-1.")
@@ -263,7 +316,7 @@ func (c *Cloud) createMachine(w http.ResponseWriter, user string, raw []byte) {
 		}
 		image["url"], image["bytes"], image["sha1"] = u.URL, u.Bytes, u.SHA1
 	default:
-		bad("The image must be a Marketplace id, a volume uuid or {url, bytes, sha1}.")
+		bad("The image must be a Marketplace id, a volume uuid, {marketplace: id or tag} or {url, bytes, sha1}.")
 		return
 	}
 	if b.Type == "" {
@@ -464,7 +517,7 @@ func (c *Cloud) machineAction(w http.ResponseWriter, r *http.Request, m map[stri
 		}
 		setState(m, "Boot", "")
 	case "shutdown":
-		if !need("Running") {
+		if state != "Stopped" && state != "Unknown" && !need("Running") {
 			return
 		}
 		if save, ok := act["save"].(map[string]any); ok {

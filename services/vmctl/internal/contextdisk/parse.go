@@ -36,6 +36,14 @@ func ParsePairs(s string) ([]Pair, error) {
 	return pairs, nil
 }
 
+// bareCloudInitTypes are the subtypes of cloud-init's text/* part types,
+// accepted without their "text/".
+var bareCloudInitTypes = map[string]bool{
+	"cloud-config": true, "x-shellscript": true, "x-shellscript-per-boot": true, "x-shellscript-per-instance": true,
+	"x-shellscript-per-once": true, "cloud-boothook": true, "x-include-url": true, "x-include-once-url": true,
+	"part-handler": true, "cloud-config-archive": true, "jinja2": true, "upstart-job": true, "cloud-config-jsonp": true,
+}
+
 // ParseCloudInit parses the --cloud-init option, "TYPE,FILE#TYPE,FILE",
 // reading each FILE with read. TYPE is a MIME type such as
 // text/cloud-config or text/x-shellscript, or a pseudo type: PartSSH for a
@@ -51,6 +59,11 @@ func ParseCloudInit(spec string, read func(name string) ([]byte, error)) ([]Part
 		typ, file, ok := strings.Cut(seg, ",")
 		if !ok || typ == "" || file == "" {
 			return nil, errs.Errorf(errs.Invalid, "The cloud-init entry %q is not TYPE,FILE: write for instance text/cloud-config,config.yaml, entries separated by '#'.", seg)
+		}
+		if bareCloudInitTypes[typ] {
+			// The user guide writes the subtype alone, as in
+			// "x-shellscript,run-httpd.sh": cloud-init's types are text/*.
+			typ = "text/" + typ
 		}
 		if err := checkPartType(typ); err != nil {
 			return nil, err
