@@ -101,7 +101,7 @@ func background(b *testing.B, fn func(ctx context.Context) error) {
 // roundTrips runs b.N round trips with inFlight goroutines, each timing
 // one(i) from start to end, and reports the median and 99th percentile
 // latency and the throughput.
-func roundTrips(b *testing.B, inFlight int, one func(i int)) {
+func roundTrips(b *testing.B, inFlight int, one func(i int)) (p50 time.Duration) {
 	lat := make([]time.Duration, b.N)
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -127,6 +127,7 @@ func roundTrips(b *testing.B, inFlight int, one func(i int)) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+	return lat[len(lat)/2]
 }
 
 // BenchmarkCommandRoundTrip measures a command from Send to the sender

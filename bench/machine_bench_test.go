@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"libvirt.org/go/libvirt"
 	"google.golang.org/protobuf/proto"
 
 	cimiv1 "stratuslab.dev/proto/stratus/cimi/v1"
@@ -102,11 +104,53 @@ func BenchmarkMachineRunning(b *testing.B) {
 		}
 	}
 	kill([]string{run()}) // the image is cached from now on
+	// The floor, in the same run: what libvirt's test driver takes to
+	// define and start a domain with no control plane around it.
+	var floor time.Duration
+	b.Run("bare-libvirt", func(b *testing.B) {
+		floor = bareDefineStart(b)
+	})
 	for _, inFlight := range []int{1, 32} {
 		b.Run(fmt.Sprintf("inflight-%d", inFlight), func(b *testing.B) {
 			ids := make([]string, b.N)
-			roundTrips(b, inFlight, func(i int) { ids[i] = run() })
+			p50 := roundTrips(b, inFlight, func(i int) { ids[i] = run() })
+			if inFlight == 1 && floor > 0 {
+				b.ReportMetric(float64(p50)/float64(floor), "x-bare-libvirt")
+			}
 			kill(ids)
 		})
 	}
+}
+
+// bareDefineStart defines and starts b.N domains on a test driver
+// connection of its own and returns the median time of one.
+func bareDefineStart(b *testing.B) time.Duration {
+	conn, err := libvirt.NewConnect("test:///default")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _, _ = conn.Close() }()
+	lat := make([]time.Duration, b.N)
+	b.ResetTimer()
+	for i := range b.N {
+		x := fmt.Sprintf(`<domain type="test"><name>bench-%d-%d</name><memory unit="MiB">512</memory><vcpu>1</vcpu>`+
+			`<os><type>hvm</type></os></domain>`, time.Now().UnixNano(), i)
+		t0 := time.Now()
+		dom, err := conn.DomainDefineXML(x)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := dom.Create(); err != nil {
+			b.Fatal(err)
+		}
+		lat[i] = time.Since(t0)
+		_ = dom.Destroy()
+		_ = dom.Undefine()
+		_ = dom.Free()
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	p50 := lat[len(lat)/2]
+	b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
+	return p50
 }

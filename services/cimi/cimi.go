@@ -270,6 +270,7 @@ func (s *Service) Run(ctx context.Context) error {
 		Sessions:  au,
 		WebUI:     webui.New(res, au, d.Logger).Handler(),
 		Bus:       d.Bus,
+		ImagesDir: filepath.Join(d.Boot.DataDir, gateway.ImagesDirName),
 		Wrap: func(h http.Handler) http.Handler {
 			return telemetry.HTTPMiddleware(d.Telemetry, Name, h)
 		},

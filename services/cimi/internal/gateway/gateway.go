@@ -15,6 +15,7 @@ import (
 	"stratuslab.dev/platform/cimi"
 	"stratuslab.dev/platform/errs"
 	"stratuslab.dev/services/cimi/internal/api"
+	"stratuslab.dev/services/cimi/internal/webui"
 )
 
 // SpecificationVersion is the CIMI version the gateway speaks, sent in the
@@ -49,6 +50,9 @@ type Options struct {
 	// Bus reaches the services whose plain-text reports the gateway
 	// serves (/load.txt, /dhcp/hosts); with none, those are unavailable.
 	Bus *bus.Bus
+	// ImagesDir holds the site's image files, served under ImagesPrefix;
+	// empty serves none.
+	ImagesDir string
 	// Wrap decorates the handler (tracing, metrics); nil leaves it as is.
 	Wrap func(http.Handler) http.Handler
 }
@@ -61,6 +65,7 @@ type Gateway struct {
 	sessions Sessions
 	webui    http.Handler
 	bus      *bus.Bus
+	images   string
 	wrap     func(http.Handler) http.Handler
 }
 
@@ -73,7 +78,7 @@ func New(o Options) *Gateway {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Gateway{log: o.Log, created: o.Created.UTC(), res: o.Resources, sessions: o.Sessions, webui: o.WebUI, bus: o.Bus, wrap: o.Wrap}
+	return &Gateway{log: o.Log, created: o.Created.UTC(), res: o.Resources, sessions: o.Sessions, webui: o.WebUI, bus: o.Bus, images: o.ImagesDir, wrap: o.Wrap}
 }
 
 // Handler returns the HTTP handler of the API (and of the web UI).
@@ -91,6 +96,9 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("/cimi/{kind}/{local}/{action}", g.action)
 	mux.HandleFunc("/load.txt", g.loadTxt)
 	mux.HandleFunc("/dhcp/hosts", g.dhcpHosts)
+	mux.Handle(ImagesPrefix, siteImages(g.images))
+	mux.HandleFunc(webui.MetadataPrefix, g.metadataCollection)
+	mux.HandleFunc(webui.MetadataPrefix+"/{key...}", g.metadataEntry)
 	if g.webui != nil {
 		mux.Handle("/webui/", g.webui)
 		mux.Handle("/cimi/webui", http.RedirectHandler("/webui/", http.StatusMovedPermanently))

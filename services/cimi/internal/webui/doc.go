@@ -10,7 +10,10 @@
 // Machine (machines.go) runs machines with the options of
 // stratus-run-instance, and stops, starts, restarts, shuts down and kills
 // them, attaching and detaching volumes (a Done machine, kept only to be
-// read, offers none of that). It does nothing the REST API
+// read, offers none of that); MachineImage (marketplace.go) is the
+// Marketplace's catalogue, searched by endorser, system, tag and status,
+// with an upload form for signed entries, each entry's page linking to its
+// XML and JSON and to running a machine from it, and a form deprecating it. It does nothing the REST API
 // cannot do: every page is one call to api.Resources or to the Sessions on
 // behalf of the browser's session, so the same rules (ACL, operations,
 // validation) apply. Pages work without JavaScript; forms that change

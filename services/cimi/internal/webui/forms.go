@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"stratuslab.dev/platform/cimi"
 	"stratuslab.dev/platform/errs"
@@ -31,6 +33,10 @@ const (
 	// fieldPairs is a textarea of KEY=value lines, sent as a list of
 	// {"key", "value"} objects.
 	fieldPairs fieldType = "pairs"
+	// fieldFile is a file the browser uploads, sent as a string holding
+	// its bytes (UTF-8 text only) of at most MaxLen bytes; Accept lists
+	// the file types the browser offers to choose.
+	fieldFile fieldType = "file"
 )
 
 // field is one input of a create or edit form. Name is the form field's
@@ -62,6 +68,8 @@ type field struct {
 	// Default is the option a select box shows chosen when the resource
 	// or the person chose none.
 	Default string
+	// Accept is the accept attribute of a file input.
+	Accept string
 }
 
 // option is one choice of a select box: the value sent and the words
@@ -78,6 +86,7 @@ type fieldView struct {
 	Required               bool
 	Placeholder            string
 	Options                []optionView
+	Accept                 string
 }
 
 // formView is a form of fields: the create form of a collection or the
@@ -97,6 +106,8 @@ type formView struct {
 	// JSONHref leads to the JSON editor doing the same, for attributes
 	// the form does not show.
 	JSONHref string
+	// Multipart forms upload a file.
+	Multipart bool
 }
 
 // formContext is what laying out a form may need beyond its values: the
@@ -114,7 +125,7 @@ func newForm(fc formContext, id string, fs []field, value func(name string) stri
 	out := make([]fieldView, 0, len(fs))
 	for _, f := range fs {
 		fv := fieldView{ID: id + "-" + f.Name, Name: f.Name, Label: f.Label, Value: value(f.Name), Type: f.Type,
-			Min: f.Min, Max: f.Max, MaxLen: f.MaxLen, Required: f.Required, Placeholder: f.Placeholder}
+			Min: f.Min, Max: f.Max, MaxLen: f.MaxLen, Required: f.Required, Placeholder: f.Placeholder, Accept: f.Accept}
 		switch f.Type {
 		case fieldChoice:
 			if fv.Value == "" && len(f.Options) > 0 {
@@ -254,9 +265,13 @@ func createForm(fc formContext, k api.Kind, kv kindView, value func(string) stri
 	if kv.AddVerb != "" {
 		heading, submit = capital(kv.AddVerb)+" a "+k.Name, kv.AddVerb
 	}
-	return &formView{ID: "create", Heading: heading, Action: Prefix + k.Name, Op: cimi.RelAdd,
+	fv := &formView{ID: "create", Heading: heading, Action: Prefix + k.Name, Op: cimi.RelAdd,
 		Fields: newForm(fc, "create", kv.Create, value), Submit: submit, Back: Prefix + k.Name,
 		JSONHref: Prefix + k.Name + "?op=add&editor=json"}
+	for _, f := range kv.Create {
+		fv.Multipart = fv.Multipart || f.Type == fieldFile
+	}
+	return fv
 }
 
 // editForm is the edit form of resource id, filled with value.
@@ -269,7 +284,11 @@ func editForm(fc formContext, id string, kv kindView, value func(string) string)
 // and goes to its page (or its job while the creation goes on); refused,
 // it shows the form again with the values as typed and why.
 func (u *UI) addFromForm(w http.ResponseWriter, r *http.Request, s api.Session, k api.Kind, kv kindView) {
-	body, err := formBody(kv.Create, r.PostForm, true)
+	form, err := withFiles(r, kv.Create)
+	var body []byte
+	if err == nil {
+		body, err = formBody(kv.Create, form, true)
+	}
 	var o *api.Outcome
 	if err == nil {
 		o, err = u.res.Create(r.Context(), s.Identity, k.Name, body)
@@ -284,6 +303,55 @@ func (u *UI) addFromForm(w http.ResponseWriter, r *http.Request, s api.Session, 
 		return
 	}
 	http.Redirect(w, r, outcomePage(o, pageOf(o.ID)), http.StatusSeeOther)
+}
+
+// withFiles returns the values of a form with the content of each file
+// field as its value. A file too large, or not UTF-8 text, is refused: it
+// could not travel in a JSON string unchanged.
+func withFiles(r *http.Request, fs []field) (url.Values, error) {
+	form := r.PostForm
+	for _, f := range fs {
+		if f.Type != fieldFile {
+			continue
+		}
+		if r.MultipartForm == nil || len(r.MultipartForm.File[f.Name]) == 0 {
+			continue // an empty value: the owner says what is missing
+		}
+		fh := r.MultipartForm.File[f.Name][0]
+		if f.MaxLen > 0 && fh.Size > int64(f.MaxLen) {
+			return nil, errs.Errorf(errs.TooLarge, "The file %s is %d bytes; the %s may have at most %d bytes.", quoteName(fh.Filename), fh.Size, f.Label, f.MaxLen)
+		}
+		file, err := fh.Open()
+		if err != nil {
+			return nil, errs.Wrap(errs.Invalid, err, "The uploaded file cannot be read: choose it again")
+		}
+		data, err := io.ReadAll(file)
+		file.Close()
+		if err != nil {
+			return nil, errs.Wrap(errs.Invalid, err, "The uploaded file cannot be read: choose it again")
+		}
+		if !utf8.Valid(data) {
+			return nil, errs.Errorf(errs.Invalid, "The file %s is not UTF-8 text, which the %s must be.", quoteName(fh.Filename), f.Label)
+		}
+		form = cloneValues(form)
+		form.Set(f.Name, string(data))
+	}
+	return form, nil
+}
+
+// cloneValues copies form values, so that filling in a file's content
+// leaves the request's own values as the browser sent them.
+func cloneValues(v url.Values) url.Values {
+	out := make(url.Values, len(v))
+	for k, vs := range v {
+		out[k] = append([]string(nil), vs...)
+	}
+	return out
+}
+
+// quoteName quotes a file name for a message, shortened.
+func quoteName(s string) string {
+	return strconv.Quote(shorten(s))
 }
 
 // editFromForm serves the POST of the edit form of a resource page: a PUT
@@ -320,7 +388,7 @@ func (u *UI) refused(w http.ResponseWriter, r *http.Request, s api.Session, k ap
 		u.fail(w, r, s, err)
 		return
 	}
-	doc = offered(u.views[k.Name], doc)
+	doc = offered(u.views[k.Name], s.Identity, doc)
 	v := &view{Title: id, User: s.Identity.User, Error: errs.MessageOf(err)}
 	v.Resource = u.resourceModel(r.Context(), s, k, id, doc, operations(doc), typed)
 	u.render(w, errs.HTTPStatus(code), "resource", v)

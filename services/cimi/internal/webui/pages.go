@@ -126,7 +126,9 @@ func (u *UI) collection(w http.ResponseWriter, r *http.Request) {
 	kv := u.views[k.Name]
 	if in.Get("op") == cimi.RelAdd {
 		if len(kv.Create) > 0 && in.Get("editor") != "json" {
-			fv := createForm(formContext{r.Context(), u.res, s.Identity}, k, kv, func(string) string { return "" })
+			// A link may fill in some fields, such as the image of a
+			// machine from a Marketplace entry's page.
+			fv := createForm(formContext{r.Context(), u.res, s.Identity}, k, kv, in.Get)
 			u.render(w, http.StatusOK, "form", &view{Title: fv.Heading, User: s.Identity.User, Form: fv})
 			return
 		}
@@ -143,11 +145,18 @@ func (u *UI) collection(w http.ResponseWriter, r *http.Request) {
 			keep.Set(p, v)
 		}
 	}
+	if !keep.Has("$orderby") && kv.DefaultOrder != "" {
+		keep.Set("$orderby", kv.DefaultOrder)
+	}
 	quick, quickFilter := quickFilters(kv.Quick, in)
+	filtered := keep.Get("$filter") != ""
 	for _, qv := range quick {
-		if qv.Value != "" {
+		// A filter with a default keeps "any" too: without it the next
+		// page would be back to the default.
+		if qv.Value != "" || qv.Default != "" {
 			keep.Set(qv.Name, qv.Value)
 		}
+		filtered = filtered || qv.Value != qv.Default
 	}
 	q := url.Values{}
 	// The gateway and-s several $filter values, each parsed on its own:
@@ -167,7 +176,7 @@ func (u *UI) collection(w http.ResponseWriter, r *http.Request) {
 		cols = genericColumns(k.Name)
 	}
 	cv := &collectionView{Kind: k.Name, Filter: keep.Get("$filter"), Quick: quick, QuickFilter: quickFilter,
-		Filtered: q.Has("$filter"), OrderBy: keep.Get("$orderby"), AddText: "add"}
+		Filtered: filtered, OrderBy: keep.Get("$orderby"), AddText: "add"}
 	if kv.AddVerb != "" {
 		cv.AddText = kv.AddVerb
 	}
@@ -244,6 +253,8 @@ type resourceView struct {
 	// EditForm, for a kind with one, edits the resource on its page; the
 	// JSON editor is then its "edit as JSON" link.
 	EditForm *formView
+	// Links are the kind's links beside the buttons.
+	Links []pageLink
 }
 
 // attr is one attribute of a resource; Link is set when the value is the
@@ -277,20 +288,26 @@ func (u *UI) get(w http.ResponseWriter, r *http.Request, s api.Session) (api.Kin
 		u.fail(w, r, s, err)
 		return k, id, nil, false
 	}
-	return k, id, offered(u.views[k.Name], doc), true
+	return k, id, offered(u.views[k.Name], s.Identity, doc), true
 }
 
-// offered returns doc with the operations its page offers: those of an
-// ended resource (kindView.Ended) lose the actions and the delete.
-func offered(kv kindView, doc api.Document) api.Document {
-	if kv.Ended == nil || !kv.Ended(doc) {
+// offered returns doc with the operations its page offers who: those of
+// an ended resource (kindView.Ended) lose the actions and the delete, and
+// those the kind does not offer who (kindView.Offers) go.
+func offered(kv kindView, who cimi.Identity, doc api.Document) api.Document {
+	ended := kv.Ended != nil && kv.Ended(doc)
+	if !ended && kv.Offers == nil {
 		return doc
 	}
 	var keep []cimi.Operation
 	for _, o := range operations(doc) {
-		if o.Rel != cimi.RelDelete && !strings.HasPrefix(o.Rel, cimi.ActionURIPrefix) {
-			keep = append(keep, o)
+		if ended && (o.Rel == cimi.RelDelete || strings.HasPrefix(o.Rel, cimi.ActionURIPrefix)) {
+			continue
 		}
+		if kv.Offers != nil && !kv.Offers(who, doc, o.Rel) {
+			continue
+		}
+		keep = append(keep, o)
 	}
 	out := make(api.Document, len(doc))
 	for a, v := range doc {
@@ -375,6 +392,9 @@ func (u *UI) resourceModel(ctx context.Context, s api.Session, k api.Kind, id st
 			fv.Value = typed.Get(af.Param)
 		}
 		rv.ActionForms = append(rv.ActionForms, fv)
+	}
+	if kv.Links != nil {
+		rv.Links = kv.Links(u.res, doc)
 	}
 	if rv.CanEdit && len(kv.Edit) > 0 {
 		value := func(name string) string { return text(doc[name]) }
@@ -488,9 +508,15 @@ func jsonProblem(err error) string {
 	return err.Error()
 }
 
-// parseForm reads a POSTed form, reporting a body that is too large.
+// parseForm reads a POSTed form, reporting a body that is too large. A
+// multipart form (a file upload) is read whole into memory: the body is
+// bounded by the Handler.
 func parseForm(r *http.Request) error {
-	if err := r.ParseForm(); err != nil {
+	err := r.ParseForm()
+	if err == nil && isMultipart(r) {
+		err = r.ParseMultipartForm(maxFormBytes + formOverhead)
+	}
+	if err != nil {
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
 			return errs.Errorf(errs.TooLarge, "The form is larger than the %d bytes the server accepts.", mb.Limit)

@@ -51,11 +51,27 @@ type kindView struct {
 	// whatever the operations list: the gateway lists every action of the
 	// kind, and on such a resource each would only be refused.
 	Ended func(doc api.Document) bool
+	// Offers, when set, says whether the page offers who the operation
+	// rel on doc: the operations list says what the ACL allows, and a
+	// kind's owner may refuse more (a signed Marketplace entry is not
+	// edited by its uploader). nil offers every listed operation.
+	Offers func(who cimi.Identity, doc api.Document, rel string) bool
+	// Links are links of a resource page beside its buttons, such as the
+	// downloads of a Marketplace entry.
+	Links func(res api.Resources, doc api.Document) []pageLink
+	// DefaultOrder is the $orderby of a collection page that asks for
+	// none; "" leaves the owner's order.
+	DefaultOrder string
+}
+
+// pageLink is a link of a resource page; ID is its element id.
+type pageLink struct {
+	ID, Text, Href string
 }
 
 // kindViews is the table of the kinds with pages of their own.
 func kindViews() map[string]kindView {
-	return map[string]kindView{"Volume": volumeView(), "Machine": machineView()}
+	return map[string]kindView{"Volume": volumeView(), "Machine": machineView(), "MachineImage": machineImageView()}
 }
 
 // actionForm is a form of a resource page posting the action Action with
@@ -150,8 +166,14 @@ type quickFilter struct {
 	// Name is the attribute, and the query parameter of the page.
 	Name  string
 	Label string
+	// Attr is the attribute when it is not Name, as a path such as
+	// "endorser/email".
+	Attr string
 	// Options are the values of a select box; nil makes a text box.
 	Options []string
+	// Default is the value of a page that does not name the parameter
+	// at all; choosing "any" (the empty value) still shows everything.
+	Default string
 }
 
 // quickView is a quick filter on the page, with its current value.
@@ -159,6 +181,9 @@ type quickView struct {
 	ID, Name, Label, Value string
 	Text                   bool
 	Options                []optionView
+	// Default is the filter's default value; a value other than it makes
+	// the page a filtered one.
+	Default string
 }
 
 // optionView is one choice of a select box or of radio buttons; Label,
@@ -177,13 +202,20 @@ func quickFilters(qs []quickFilter, in url.Values) ([]quickView, string) {
 	var terms []cimi.Expr
 	for _, q := range qs {
 		v := in.Get(q.Name)
-		qv := quickView{ID: "quick-" + q.Name, Name: q.Name, Label: q.Label, Value: v, Text: q.Options == nil}
+		if _, given := in[q.Name]; !given {
+			v = q.Default
+		}
+		qv := quickView{ID: "quick-" + q.Name, Name: q.Name, Label: q.Label, Value: v, Text: q.Options == nil, Default: q.Default}
 		for _, o := range q.Options {
 			qv.Options = append(qv.Options, optionView{Value: o, Checked: o == v})
 		}
 		views = append(views, qv)
+		path := []string{q.Name}
+		if q.Attr != "" {
+			path = strings.Split(q.Attr, "/")
+		}
 		if v != "" {
-			terms = append(terms, &cimi.Comparison{Attr: cimi.Attribute{Path: []string{q.Name}}, Op: cimi.Eq,
+			terms = append(terms, &cimi.Comparison{Attr: cimi.Attribute{Path: path}, Op: cimi.Eq,
 				Value: cimi.Value{Kind: cimi.String, Str: v}})
 		}
 	}

@@ -27,6 +27,10 @@ const PageSize = 20
 // bigger form is refused before it is read whole.
 const maxFormBytes = 1 << 20
 
+// formOverhead is what a multipart form may add to the file it carries
+// (boundaries, part headers, the other fields).
+const formOverhead = 64 << 10
+
 //go:embed templates/*.html style.css
 var assets embed.FS
 
@@ -99,25 +103,31 @@ func (u *UI) Handler() http.Handler {
 		h.Set("Referrer-Policy", "same-origin")
 		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 		if r.Method == http.MethodPost {
-			if !sameOrigin(r) {
+			if !SameOrigin(r) {
 				u.log.Warn("web UI refused a cross-site form", "path", r.URL.Path, "origin", r.Header.Get("Origin"))
 				u.fail(w, r, api.Session{}, errs.New(errs.Forbidden,
 					"This form was not sent from this site's own pages, so it was refused. Open the page again and resubmit."))
 				return
 			}
-			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+			limit := int64(maxFormBytes)
+			if isMultipart(r) {
+				// A file of at most maxFormBytes, with the form around it.
+				limit += formOverhead
+			}
+			r.Body = http.MaxBytesReader(w, r.Body, limit)
 		}
 		mux.ServeHTTP(w, r)
 	})
 }
 
-// sameOrigin reports whether a POST comes from a page of this site: its
+// SameOrigin reports whether a POST comes from a page of this site: its
 // Origin header, or failing that its Referer, names the host the request
 // was sent to. A request with neither is refused: browsers send Origin on
 // every cross-site POST, and scripts have the REST API. X-Forwarded-Host
 // is accepted too because a front proxy may rewrite Host; a cross-site
-// form cannot set that header, so it does not open a hole.
-func sameOrigin(r *http.Request) bool {
+// form cannot set that header, so it does not open a hole. The gateway
+// applies it too, to the forms its REST routes accept from browsers.
+func SameOrigin(r *http.Request) bool {
 	src := r.Header.Get("Origin")
 	if src == "" {
 		src = r.Header.Get("Referer")
