@@ -439,6 +439,9 @@ func (x *DetachVolume) GetHotUnplug() bool {
 // machine (cmd.pdisk.volume.get_image). The image is downloaded into the
 // cache once, verified by byte count and SHA-1, and each request gets its
 // own copy-on-write live snapshot of it. Long downloads report JobProgress.
+// An image kept in a pdisk volume (a "pdisk:<uuid>" location: a capture's
+// draft, a private image) is copied into the cache from that volume
+// instead, verified the same way.
 type GetImageVolume struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Meta  *v1.Meta               `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
@@ -446,7 +449,8 @@ type GetImageVolume struct {
 	Uuid string `protobuf:"bytes,2,opt,name=uuid,proto3" json:"uuid,omitempty"`
 	// Marketplace identifier of the image (27 characters of A-Z a-z 0-9 - _).
 	ImageId string `protobuf:"bytes,3,opt,name=image_id,json=imageId,proto3" json:"image_id,omitempty"`
-	// Where to download the image from, tried in order (metadata "location").
+	// Where to download the image from, tried in order (metadata "location"),
+	// after source_volume_uuid when that is set. May be empty when it is.
 	Urls []string `protobuf:"bytes,4,rep,name=urls,proto3" json:"urls,omitempty"`
 	// Exact size of the image file in bytes, checked after download.
 	Bytes uint64 `protobuf:"varint,5,opt,name=bytes,proto3" json:"bytes,omitempty"`
@@ -460,9 +464,13 @@ type GetImageVolume struct {
 	// default), DATA_IMAGE_LIVE (a writable data disk) or
 	// DATA_IMAGE_RAW_READONLY (--readonly-disk: the data shared read-only).
 	// It also decides whether the cached origin is a machine or data image.
-	Type          VolumeType `protobuf:"varint,9,opt,name=type,proto3,enum=stratus.volume.v1.VolumeType" json:"type,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Type VolumeType `protobuf:"varint,9,opt,name=type,proto3,enum=stratus.volume.v1.VolumeType" json:"type,omitempty"`
+	// The pdisk volume holding the image (a "pdisk:<uuid>" location), tried
+	// before urls. The actor must be allowed to see it, and no machine may
+	// be writing to it; its content must match bytes and sha1.
+	SourceVolumeUuid string `protobuf:"bytes,10,opt,name=source_volume_uuid,json=sourceVolumeUuid,proto3" json:"source_volume_uuid,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *GetImageVolume) Reset() {
@@ -558,6 +566,13 @@ func (x *GetImageVolume) GetType() VolumeType {
 	return VolumeType_VOLUME_TYPE_UNSPECIFIED
 }
 
+func (x *GetImageVolume) GetSourceVolumeUuid() string {
+	if x != nil {
+		return x.SourceVolumeUuid
+	}
+	return ""
+}
+
 // ReleaseVolume tells pdisk that a machine has ended and no longer holds
 // a volume (cmd.pdisk.volume.release), whatever the way it was attached: a
 // persistent volume becomes available again, a volatile one is deleted, a
@@ -624,7 +639,10 @@ func (x *ReleaseVolume) GetMachineUuid() string {
 
 // CaptureVolume copies a volume, usually a machine's live snapshot, into a
 // new standalone volume that no longer depends on its origin
-// (cmd.pdisk.volume.capture). Used to save a machine as a new image.
+// (cmd.pdisk.volume.capture). Used to save a machine as a new image: the
+// new volume's document records the size in bytes and the SHA-1 of its
+// content as stored (bytes, sha1) and the Marketplace identifier derived
+// from that SHA-1 (identifier), read once when it is made.
 type CaptureVolume struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Meta  *v1.Meta               `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
@@ -774,7 +792,7 @@ const file_stratus_volume_v1_commands_proto_rawDesc = "" +
 	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12!\n" +
 	"\fmachine_uuid\x18\x03 \x01(\tR\vmachineUuid\x12\x1d\n" +
 	"\n" +
-	"hot_unplug\x18\x04 \x01(\bR\thotUnplug\"\x96\x02\n" +
+	"hot_unplug\x18\x04 \x01(\bR\thotUnplug\"\xc4\x02\n" +
 	"\x0eGetImageVolume\x12+\n" +
 	"\x04meta\x18\x01 \x01(\v2\x17.stratus.common.v1.MetaR\x04meta\x12\x12\n" +
 	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12\x19\n" +
@@ -784,7 +802,9 @@ const file_stratus_volume_v1_commands_proto_rawDesc = "" +
 	"\x04sha1\x18\x06 \x01(\tR\x04sha1\x12\x14\n" +
 	"\x05owner\x18\a \x01(\tR\x05owner\x12!\n" +
 	"\fmachine_uuid\x18\b \x01(\tR\vmachineUuid\x121\n" +
-	"\x04type\x18\t \x01(\x0e2\x1d.stratus.volume.v1.VolumeTypeR\x04type\"s\n" +
+	"\x04type\x18\t \x01(\x0e2\x1d.stratus.volume.v1.VolumeTypeR\x04type\x12,\n" +
+	"\x12source_volume_uuid\x18\n" +
+	" \x01(\tR\x10sourceVolumeUuid\"s\n" +
 	"\rReleaseVolume\x12+\n" +
 	"\x04meta\x18\x01 \x01(\v2\x17.stratus.common.v1.MetaR\x04meta\x12\x12\n" +
 	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12!\n" +

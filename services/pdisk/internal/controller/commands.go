@@ -399,7 +399,9 @@ func (c *Controller) detach(ctx context.Context, cmd *bus.Command, id, machine s
 			return err
 		}
 		gone, held = a, ok
-		if release && v.Type.Live() && len(v.Attachments) == 0 && v.State != volume.Quarantined {
+		// Every disk the image cache made for a machine ends with it: the
+		// live ones and the read-only copies of data images alike.
+		if release && (v.Type.Live() || v.Origin != "") && len(v.Attachments) == 0 && v.State != volume.Quarantined {
 			q := c.cfg.Settings().Quarantine.D()
 			v.State = volume.Quarantined
 			v.Quarantine = volume.Stamp(c.now().Add(q))
@@ -464,8 +466,12 @@ func (c *Controller) getImage(ctx context.Context, cmd *bus.Command, m *volumev1
 	default:
 		return bus.Result{}, errs.Errorf(errs.Invalid, "An image volume is MACHINE_IMAGE_LIVE, DATA_IMAGE_LIVE or DATA_IMAGE_RAW_READONLY, not %s.", live)
 	}
+	source, err := c.imageSource(ctx, actor, m)
+	if err != nil {
+		return bus.Result{}, err
+	}
 	v, err := c.cfg.Cache.Get(ctx, imagecache.Request{
-		ImageID: m.GetImageId(), URLs: m.GetUrls(), Bytes: int64(m.GetBytes()), SHA1: m.GetSha1(), Type: origin,
+		ImageID: m.GetImageId(), URLs: m.GetUrls(), Volume: source, Bytes: int64(m.GetBytes()), SHA1: m.GetSha1(), Type: origin,
 	}, imagecache.Snap{UUID: uuid, Owner: owner, Machine: volume.MachineID(m.GetMachineUuid()), Type: live, MsgID: cmd.ID()})
 	if err != nil {
 		return bus.Result{}, err
@@ -474,6 +480,45 @@ func (c *Controller) getImage(ctx context.Context, cmd *bus.Command, m *volumev1
 		return c.attach(ctx, cmd, v.UUID, m.GetMachineUuid(), "", false)
 	}
 	return done(v.UUID, "created from image "+m.GetImageId()), nil
+}
+
+// imageSource checks the volume a get_image names as holding its image
+// (a "pdisk:<uuid>" location) and returns its uuid, or "" when there is
+// none or it cannot be used and the URLs remain. The requester must be
+// allowed to see the volume (an image its author keeps private stays
+// private), and no machine may be writing to it (its content would be
+// checked and copied while it changes).
+func (c *Controller) imageSource(ctx context.Context, actor cimi.Identity, m *volumev1.GetImageVolume) (string, error) {
+	if m.GetSourceVolumeUuid() == "" {
+		return "", nil
+	}
+	src, err := volume.UUIDOf(m.GetSourceVolumeUuid())
+	if err != nil {
+		return "", err
+	}
+	refuse := func(err error) (string, error) {
+		if len(m.GetUrls()) > 0 {
+			c.log.Info("the volume holding an image cannot be used; downloading it", "image", m.GetImageId(), "volume", src, "reason", errs.MessageOf(err))
+			return "", nil
+		}
+		return "", err
+	}
+	v, _, err := c.load(ctx, src)
+	if errs.CodeOf(err) == errs.NotFound || (err == nil && !v.Access().Allows(actor, cimi.View)) {
+		return refuse(errs.Errorf(errs.NotFound, "Image %s is kept in volume %s, which does not exist or is not yours to use.", m.GetImageId(), src))
+	}
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case v.Type.Origin() || v.Origin != "":
+		return refuse(errs.Errorf(errs.Invalid, "Image %s is said to be kept in volume %s, which is a disk of the image cache, not an image.", m.GetImageId(), src))
+	case v.State != volume.Available && v.State != volume.InUse:
+		return refuse(errs.Errorf(errs.Conflict, "Image %s is kept in volume %s, which is %s.", m.GetImageId(), src, strings.ToLower(string(v.State))))
+	case len(v.Attachments) > 0 && !v.Type.ReadOnly():
+		return refuse(errs.Errorf(errs.Conflict, "Image %s is kept in volume %s, which machine %s is using read-write: detach it or wait for the machine to end.", m.GetImageId(), src, strings.TrimPrefix(v.Attachments[0].Machine, "Machine/")))
+	}
+	return src, nil
 }
 
 // capture copies a volume (a machine's live disk) into a new standalone
@@ -518,7 +563,7 @@ func (c *Controller) capture(ctx context.Context, cmd *bus.Command, m *volumev1.
 		vis = volume.Public
 	}
 	v := &volume.Volume{UUID: to, Owner: owner, Type: typ, State: volume.Available, Visibility: vis,
-		Tag: m.GetTag(), Description: m.GetDescription(), Identifier: src.Identifier}
+		Tag: m.GetTag(), Description: m.GetDescription()}
 	if err := checkText("tag", v.Tag, volume.MaxTag, false); err != nil {
 		return bus.Result{}, err
 	}
@@ -542,11 +587,38 @@ func (c *Controller) capture(ctx context.Context, cmd *bus.Command, m *volumev1.
 	if err := c.locate(ctx, v); err != nil {
 		return bus.Result{}, err
 	}
+	if err := c.fingerprint(ctx, v); err != nil {
+		return bus.Result{}, err
+	}
 	stored, err := c.store(ctx, v, cmd.ID())
 	if err != nil {
 		return bus.Result{}, err
 	}
 	return c.announceCreated(ctx, cmd, stored)
+}
+
+// fingerprint records what a Marketplace entry of the new volume v says:
+// its size in bytes and SHA-1 as stored, read once, and the identifier
+// derived from them, so that a machine saved with --save becomes a draft
+// entry (vmctl reads them from the document). A backend that keeps no
+// file or device on this host (Ceph RBD) gives none: the volume is made
+// all the same, and vmctl says that no draft could be made.
+func (c *Controller) fingerprint(ctx context.Context, v *volume.Volume) error {
+	if v.Path == "" {
+		c.log.Warn("the captured volume is not a local file or device; its SHA-1 is not recorded", "volume", v.UUID, "backend", v.Backend)
+		return nil
+	}
+	n, sum, err := digest(ctx, v.Path)
+	if err != nil {
+		return err
+	}
+	id, err := marketplaceID(sum)
+	if err != nil {
+		return err
+	}
+	v.Bytes, v.SHA1, v.Identifier = n, sum, id
+	c.log.Info("captured volume fingerprinted", "volume", v.UUID, "bytes", n, "sha1", sum, "identifier", id)
+	return nil
 }
 
 // unused keeps time imported for helpers added alongside.

@@ -293,7 +293,8 @@ func (c *Controller) reconcileLedgers(ctx context.Context, docs map[string]*volu
 }
 
 // counted reports whether v counts against its owner's quota: the
-// volumes users make (persistent, volatile, captured), not image disks.
+// volumes users make (persistent, volatile, captured), not image disks
+// (the cache's snapshots, read-only ones included).
 func counted(v *volume.Volume) bool {
-	return v.Owner != "" && !v.Type.Live() && !v.Type.Origin()
+	return v.Owner != "" && !v.Type.Live() && !v.Type.Origin() && v.Origin == ""
 }

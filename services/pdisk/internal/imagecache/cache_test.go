@@ -663,6 +663,7 @@ func TestBadRequests(t *testing.T) {
 		{name: "long image id", req: func(q *imagecache.Request) { q.ImageID = strings.Repeat("a", 129) }},
 		{name: "image id with a slash", req: func(q *imagecache.Request) { q.ImageID = "../etc" }},
 		{name: "no URLs", req: func(q *imagecache.Request) { q.URLs = nil }},
+		{name: "volume not a uuid", req: func(q *imagecache.Request) { q.Volume = "Volume/x" }},
 		{name: "file URL", req: func(q *imagecache.Request) { q.URLs = []string{"file://" + img.path} }},
 		{name: "file URL second", req: func(q *imagecache.Request) { q.URLs = append(q.URLs, "file:///etc/passwd") }},
 		{name: "ftp URL", req: func(q *imagecache.Request) { q.URLs = []string{"ftp://example.org/img"} }},

@@ -81,6 +81,11 @@ type Request struct {
 	ImageID string
 	// URLs are http(s) locations of the image, tried in order.
 	URLs []string
+	// Volume is the uuid of a pdisk volume holding the image (a
+	// "pdisk:<uuid>" location), tried before URLs; its content is copied
+	// and checked like a download. The caller checks that the requester
+	// may read it. URLs may be empty when it is set.
+	Volume string
 	// Bytes is the exact size of the image as served.
 	Bytes int64
 	// SHA1 is the hexadecimal SHA-1 of the image as served.
@@ -186,8 +191,11 @@ func (r Request) check() (Request, error) {
 	if !r.Type.Origin() {
 		return r, errs.Errorf(errs.Invalid, "Image %s cannot be cached as %s: an image-cache origin is %s or %s.", r.ImageID, r.Type, volume.MachineImageOrigin, volume.DataImageOrigin)
 	}
-	if len(r.URLs) == 0 {
+	if len(r.URLs) == 0 && r.Volume == "" {
 		return r, errs.Errorf(errs.Invalid, "Image %s has no location to download it from.", r.ImageID)
+	}
+	if r.Volume != "" && !volume.ValidUUID(r.Volume) {
+		return r, errs.Errorf(errs.Invalid, "Image %s: %q is not a volume uuid.", r.ImageID, short(r.Volume))
 	}
 	if len(r.URLs) > MaxURLs {
 		return r, errs.Errorf(errs.Invalid, "Image %s has %d locations; at most %d are tried.", r.ImageID, len(r.URLs), MaxURLs)

@@ -215,28 +215,40 @@ func (c *Cache) fetchAndImport(ctx context.Context, req Request, ou string) (bac
 	return bv, loc, nil
 }
 
-// fetch tries the locations in order and returns the temporary file holding
-// the first whole, correct copy. When all fail, the error names each
-// location's failure; it is errs.Invalid when every location served wrong
-// content, errs.Unavailable when some could not be read at all.
+// fetch tries the locations in order (the volume holding the image
+// first, when there is one: it is local) and returns the temporary file
+// holding the first whole, correct copy. When all fail, the error names
+// each location's failure; it is errs.Invalid when every location served
+// wrong content, errs.Unavailable when some could not be read at all.
 func (c *Cache) fetch(ctx context.Context, req Request, ou string) (string, error) {
+	type location struct {
+		name string
+		get  func() (string, error)
+	}
+	var locs []location
+	if req.Volume != "" {
+		locs = append(locs, location{"volume " + req.Volume, func() (string, error) { return c.fetchVolume(ctx, req, ou) }})
+	}
+	for _, loc := range req.URLs {
+		locs = append(locs, location{redact(loc), func() (string, error) { return c.fetchOne(ctx, req, ou, loc) }})
+	}
 	var reasons []string
 	content := true
 	var only error
-	for _, loc := range req.URLs {
-		tmp, err := c.fetchOne(ctx, req, ou, loc)
+	for _, loc := range locs {
+		tmp, err := loc.get()
 		if err == nil {
 			return tmp, nil
 		}
 		if ctx.Err() != nil {
 			return "", ctx.Err()
 		}
-		c.cfg.Log.Warn("imagecache: location failed", "image", req.ImageID, "url", redact(loc), "error", err)
+		c.cfg.Log.Warn("imagecache: location failed", "image", req.ImageID, "location", loc.name, "error", err)
 		if errs.CodeOf(err) != errs.Invalid {
 			content = false
 		}
 		only = err
-		reasons = append(reasons, redact(loc)+": "+errs.MessageOf(err))
+		reasons = append(reasons, loc.name+": "+errs.MessageOf(err))
 	}
 	if len(reasons) == 1 && content {
 		return "", errs.Errorf(errs.Invalid, "image %s: %s", req.ImageID, errs.MessageOf(only))

@@ -93,6 +93,9 @@ type Disk struct {
 	// Volume is the pdisk volume id ("Volume/<uuid>"); none for the
 	// context disk and swap, which live beside the domain on its host.
 	Volume string `json:"volume,omitempty"`
+	// Image is the Marketplace entry a read-only disk is a copy of
+	// (--readonly-disk with an identifier or a tag), resolved at create.
+	Image *Image `json:"image,omitempty"`
 	// Device is the guest device, e.g. "vda".
 	Device     string `json:"device,omitempty"`
 	SizeMiB    int64  `json:"sizeMiB,omitempty"`
@@ -107,9 +110,13 @@ type Interface struct {
 	MAC     string `json:"mac"`
 }
 
-// Image says what the root disk is made from: exactly one of the three.
+// Image says what the root disk is made from: exactly one of a
+// Marketplace reference, a volume and a URL; for a reference, the entry
+// it resolved to when the machine was created, so that the deploy needs
+// no second lookup and the machine shows what it runs.
 type Image struct {
-	// Marketplace is a Marketplace image id (27 characters).
+	// Marketplace is what the user asked for: a 27-character identifier,
+	// "<endorser e-mail>/<tag>" or a tag.
 	Marketplace string `json:"marketplace,omitempty"`
 	// Volume is a pdisk volume uuid the root disk is copied from.
 	Volume string `json:"volume,omitempty"`
@@ -117,7 +124,32 @@ type Image struct {
 	URL   string `json:"url,omitempty"`
 	Bytes int64  `json:"bytes,omitempty"`
 	SHA1  string `json:"sha1,omitempty"`
+
+	// What a Marketplace reference resolved to (Bytes and SHA1 above
+	// too): the entry's identifier and CIMI id ("MachineImage/<uuid>"),
+	// its http(s) locations in order, the pdisk volume holding it (a
+	// "pdisk:<uuid>" location: a draft, a private image), and what the
+	// entry says of the image.
+	Identifier  string   `json:"identifier,omitempty"`
+	Entry       string   `json:"entry,omitempty"`
+	Locations   []string `json:"locations,omitempty"`
+	FromVolume  string   `json:"fromVolume,omitempty"`
+	Format      string   `json:"format,omitempty"`
+	Compression string   `json:"compression,omitempty"`
+	Kind        string   `json:"kind,omitempty"`
+	// Status is the entry's status when the machine was created: valid,
+	// draft, or expired or deprecated when the site's policy allows them.
+	Status   string `json:"status,omitempty"`
+	Endorser string `json:"endorser,omitempty"`
+	OS       string `json:"os,omitempty"`
+	// OSVersion and OSArch, with OS, describe the image for the draft a
+	// --save capture of the machine becomes.
+	OSVersion string `json:"osVersion,omitempty"`
+	OSArch    string `json:"osArch,omitempty"`
 }
+
+// FromMarketplace reports whether img came from a Marketplace entry.
+func (img Image) FromMarketplace() bool { return img.Identifier != "" }
 
 // Save asks for the root disk to be captured at shutdown.
 type Save struct {
@@ -187,9 +219,14 @@ type Machine struct {
 	// Host is where it runs, "Host/<id>"; admins only.
 	Host string `json:"host,omitempty"`
 
-	Context    Context `json:"context"`
-	Save       *Save   `json:"save,omitempty"`
-	SavedImage string  `json:"savedVolume,omitempty"`
+	Context Context `json:"context"`
+	Save    *Save   `json:"save,omitempty"`
+	// SavedImage is the volume the root disk was saved into at shutdown
+	// ("Volume/<uuid>"), SavedIdentifier the Marketplace identifier of
+	// the draft entry made of it (empty when none could be made: the
+	// state message says why).
+	SavedImage      string `json:"savedVolume,omitempty"`
+	SavedIdentifier string `json:"savedIdentifier,omitempty"`
 
 	// Command is the id of the command that wrote the document last.
 	Command string `json:"_command,omitempty"`

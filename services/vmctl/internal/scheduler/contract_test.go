@@ -108,10 +108,9 @@ func TestCreateRefusesWhatCannotStart(t *testing.T) {
 		name, body string
 		msg        string
 	}{
-		// The Marketplace is refused for the image, not for read-only
-		// disks, which then fail at Prolog: "has no source this cloud
-		// can use".
-		{"read-only disk from the Marketplace", `{` + img + `,"readonlyDisks":["` + marketID + `"]}`, "Marketplace"},
+		// Read-only disks are found in the Marketplace at create too,
+		// not at Prolog.
+		{"read-only disk the Marketplace does not know", `{` + img + `,"readonlyDisks":["` + strings.Repeat("B", 27) + `"]}`, "No Marketplace entry"},
 		// One volume attached twice to one machine, read-write twice or
 		// read-write and read-only.
 		{"the root volume again as a persistent disk", `{` + img + `,"persistentDisks":["` + vol1 + `"]}`, vol1},

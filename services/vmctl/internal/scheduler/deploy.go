@@ -193,13 +193,12 @@ func (s *Scheduler) prolog(ctx context.Context, m *machine.Machine) (machine.Det
 		var subj string
 		var msg proto.Message
 		switch {
-		case d.Role == machine.RoleRoot && m.Image.URL != "":
+		case d.Role == machine.RoleRoot && (m.Image.URL != "" || m.Image.FromMarketplace()):
 			d.Volume = "Volume/" + diskUUID(m.UUID, d.Role, i)
-			subj, msg = subject.CmdVolumeGetImage, &volumev1.GetImageVolume{
-				Uuid: strings.TrimPrefix(d.Volume, "Volume/"), ImageId: "sha1-" + m.Image.SHA1, Urls: []string{m.Image.URL},
-				Bytes: uint64(m.Image.Bytes), Sha1: m.Image.SHA1, Owner: m.Owner, MachineUuid: m.UUID,
-				Type: volumev1.VolumeType_VOLUME_TYPE_MACHINE_IMAGE_LIVE,
-			}
+			subj, msg = subject.CmdVolumeGetImage, getImage(m, d, m.Image, volumev1.VolumeType_VOLUME_TYPE_MACHINE_IMAGE_LIVE)
+		case d.Image != nil:
+			d.Volume = "Volume/" + diskUUID(m.UUID, d.Role, i)
+			subj, msg = subject.CmdVolumeGetImage, getImage(m, d, *d.Image, volumev1.VolumeType_VOLUME_TYPE_DATA_IMAGE_RAW_READONLY)
 		case d.Role == machine.RoleVolatile:
 			d.Volume = "Volume/" + diskUUID(m.UUID, d.Role, i)
 			subj, msg = subject.CmdVolumeCreate, &volumev1.CreateVolume{
@@ -229,6 +228,24 @@ func (s *Scheduler) prolog(ctx context.Context, m *machine.Machine) (machine.Det
 		s.cfg.Crash("vmctl.scheduler." + step)
 	}
 	return machine.Boot, nil
+}
+
+// getImage is the pdisk command that gives disk d of m a copy-on-write
+// volume of img, of type typ: an image URL goes to the cache under its
+// SHA-1; a Marketplace entry under its identifier, from its http(s)
+// locations in order or from the volume holding it (pdisk checks size and
+// SHA-1 whichever it reads).
+func getImage(m *machine.Machine, d *machine.Disk, img machine.Image, typ volumev1.VolumeType) *volumev1.GetImageVolume {
+	msg := &volumev1.GetImageVolume{
+		Uuid: strings.TrimPrefix(d.Volume, "Volume/"), Bytes: uint64(img.Bytes), Sha1: img.SHA1,
+		Owner: m.Owner, MachineUuid: m.UUID, Type: typ,
+	}
+	if img.FromMarketplace() {
+		msg.ImageId, msg.Urls, msg.SourceVolumeUuid = img.Identifier, img.Locations, img.FromVolume
+	} else {
+		msg.ImageId, msg.Urls = "sha1-"+img.SHA1, []string{img.URL}
+	}
+	return msg
 }
 
 // errEnded stops a deploy whose machine was killed meanwhile, once it has
@@ -266,19 +283,36 @@ func (s *Scheduler) callAs(ctx context.Context, actor *commonv1.Actor, subj, com
 	return s.call(bus.WithActor(ctx, actor), subj, commandID, msg)
 }
 
-// volume reads where pdisk keeps a volume.
-func (s *Scheduler) volume(ctx context.Context, id string) (turl, format string, err error) {
+// volumeInfo is what the scheduler reads of a pdisk volume document:
+// where the volume is and, for a captured one, what a Marketplace entry
+// of it says.
+type volumeInfo struct {
+	TURL       string `json:"turl"`
+	Path       string `json:"path"`
+	Format     string `json:"format"`
+	Bytes      int64  `json:"bytes"`
+	SHA1       string `json:"sha1"`
+	Identifier string `json:"identifier"`
+}
+
+// volumeDoc reads a volume's document through pdisk's CIMI get.
+func (s *Scheduler) volumeDoc(ctx context.Context, id string) (volumeInfo, error) {
 	var doc cimiv1.ResourceDocument
 	req := &cimiv1.GetResourceRequest{Id: id}
 	if err := s.cfg.Bus.Request(ctx, subject.CimiQuery(subject.Pdisk, subject.OpCimiGet), &commonv1.Actor{Roles: []string{cimi.RoleAdmin}}, req, &doc); err != nil {
-		return "", "", err
+		return volumeInfo{}, err
 	}
-	var v struct {
-		TURL   string `json:"turl"`
-		Path   string `json:"path"`
-		Format string `json:"format"`
-	}
+	var v volumeInfo
 	if err := json.Unmarshal(doc.GetJson(), &v); err != nil {
+		return volumeInfo{}, err
+	}
+	return v, nil
+}
+
+// volume reads where pdisk keeps a volume.
+func (s *Scheduler) volume(ctx context.Context, id string) (turl, format string, err error) {
+	v, err := s.volumeDoc(ctx, id)
+	if err != nil {
 		return "", "", err
 	}
 	if v.Path != "" {
@@ -383,6 +417,21 @@ func (s *Scheduler) teardown(ctx context.Context, id string, end machine.Detaile
 		}
 		m.SavedImage = "Volume/" + saved
 	}
+	draftNote := ""
+	if m.SavedImage != "" && m.SavedIdentifier == "" && end == machine.Done {
+		// The saved image becomes a draft entry its owner signs later. A
+		// draft that cannot be made leaves the volume to its owner and
+		// the machine's end to go on: the state message says so.
+		id, err := s.draft(ctx, m)
+		if err != nil && ctx.Err() != nil {
+			return err // stopping: the redelivered teardown asks again
+		}
+		if err != nil {
+			s.log.Warn("the saved image has no Marketplace draft", "machine", m.UUID, "vm", m.VMID, "volume", m.SavedImage, "error", err)
+			draftNote = fmt.Sprintf("the root disk was saved in %s, but no Marketplace draft was made of it: %s", m.SavedImage, strings.TrimSuffix(errs.MessageOf(err), "."))
+		}
+		m.SavedIdentifier = id
+	}
 	for i, d := range m.Disks {
 		if d.Volume == "" || m.Host == "" {
 			continue // never placed: pdisk gave it nothing
@@ -407,6 +456,9 @@ func (s *Scheduler) teardown(ctx context.Context, id string, end machine.Detaile
 		// Why it ended ("killed", "shut down", and whether its guest
 		// had to be powered off) stays with the Done machine.
 		reason = m.StateMessage
+	}
+	if draftNote != "" && !strings.Contains(reason, draftNote) {
+		reason += "; " + draftNote
 	}
 	m.SetState(end, reason, s.cfg.Now())
 	if err := s.save(ctx, m, rev); errors.Is(err, store.ErrConflict) {

@@ -2,6 +2,7 @@ package scheduler_test
 
 import (
 	"context"
+	sha1sum "crypto/sha1"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -94,7 +95,12 @@ type env struct {
 	terms    *bus.Terminals
 	hv       *countingHV
 	pdisk    *pdisk
+	market   *market
 	tap      *tap
+
+	// set is ServiceConfiguration/vmctl as the scheduler reads it.
+	setMu sync.Mutex
+	set   settings.Settings
 
 	mu         sync.Mutex
 	crashAt    map[string]bool
@@ -176,10 +182,10 @@ func newEnv(t *testing.T, opts options) *env {
 		}
 		return c
 	}
-	set := settings.Defaults()
-	set.Pools, set.CPURatio, set.MemoryRatio, set.HostLostAfter = pools(), 1, 1, config.Duration(time.Minute)
-	e.hosts = hosts.New(coll(st, hosts.Kind), func() (float64, float64) { return set.CPURatio, set.MemoryRatio }, time.Now)
-	e.leases = addresses.New(coll(st, addresses.Kind), func() []addresses.Pool { return set.Pools })
+	e.set = settings.Defaults()
+	e.set.Pools, e.set.CPURatio, e.set.MemoryRatio, e.set.HostLostAfter = pools(), 1, 1, config.Duration(time.Minute)
+	e.hosts = hosts.New(coll(st, hosts.Kind), func() (float64, float64) { s := e.settings(); return s.CPURatio, s.MemoryRatio }, time.Now)
+	e.leases = addresses.New(coll(st, addresses.Kind), func() []addresses.Pool { return e.settings().Pools })
 	terms, err := bus.FollowTerminals(nc)
 	if err != nil {
 		t.Fatal(err)
@@ -188,7 +194,7 @@ func newEnv(t *testing.T, opts options) *env {
 	vbus := bus.New(nc, js, bus.Options{Service: "vmctl", Logger: quiet()})
 	e.sched, err = scheduler.New(scheduler.Config{
 		Machines: coll(st, machine.Kind), Counters: coll(st, scheduler.CounterKind), Leases: e.leases, Hosts: e.hosts,
-		Bus: vbus, Terminals: terms, Settings: func() settings.Settings { return set }, Log: quiet(),
+		Bus: vbus, Terminals: terms, Settings: e.settings, Log: quiet(),
 		StepWait: opts.stepWait, Crash: e.crash,
 	})
 	if err != nil {
@@ -212,6 +218,8 @@ func newEnv(t *testing.T, opts options) *env {
 	e.truth, e.counters = coll(strict, machine.Kind), coll(strict, scheduler.CounterKind)
 
 	e.pdisk = newPdisk(t, connect)
+	e.market = newMarket(t, connect)
+	seedMarket(e.market)
 
 	// The gateway: sends commands and waits for their outcome.
 	cnc, cjs := connect()
@@ -258,6 +266,21 @@ func newEnv(t *testing.T, opts options) *env {
 	})
 	e.eventually("the agent registers its host", func() bool { _, err := e.hosts.Get(ctx, hostID); return err == nil })
 	return e
+}
+
+// settings returns ServiceConfiguration/vmctl as it is now.
+func (e *env) settings() settings.Settings {
+	e.setMu.Lock()
+	defer e.setMu.Unlock()
+	return e.set
+}
+
+// configure changes ServiceConfiguration/vmctl, as an edit of the live
+// document would.
+func (e *env) configure(f func(s *settings.Settings)) {
+	e.setMu.Lock()
+	f(&e.set)
+	e.setMu.Unlock()
 }
 
 // run starts fn until the test ends.
@@ -625,6 +648,11 @@ type pdisk struct {
 	refuse func(c pdiskCmd) error
 	// holdGet makes the cimi_get of a volume wait.
 	holdGet func(id string) <-chan struct{}
+	// captured are the volumes capture made, with what pdisk records of
+	// them (bytes, sha1, identifier); noDigest makes captures record
+	// none, as on a backend pdisk cannot read.
+	captured map[string]map[string]any
+	noDigest bool
 }
 
 // pdiskCmd is one command pdisk handled.
@@ -643,7 +671,7 @@ func (c pdiskCmd) String() string {
 }
 
 func newPdisk(t *testing.T, connect func() (*nats.Conn, jetstream.JetStream)) *pdisk {
-	p := &pdisk{held: map[string]string{}}
+	p := &pdisk{held: map[string]string{}, captured: map[string]map[string]any{}}
 	nc, js := connect()
 	b := bus.New(nc, js, bus.Options{Service: "pdisk", Logger: quiet()})
 	run(t, func(ctx context.Context) error {
@@ -666,7 +694,13 @@ func newPdisk(t *testing.T, connect func() (*nats.Conn, jetstream.JetStream)) *p
 		if uuid.Validate(u) != nil {
 			return nil, errs.Errorf(errs.NotFound, "%s does not exist.", req.GetId())
 		}
-		doc, _ := json.Marshal(map[string]any{"id": req.GetId(), "state": "IN_USE", "format": "qcow2", "path": "/var/lib/pdisk/" + u + ".qcow2"})
+		v := map[string]any{"id": req.GetId(), "state": "IN_USE", "format": "qcow2", "path": "/var/lib/pdisk/" + u + ".qcow2"}
+		p.mu.Lock()
+		for k, x := range p.captured[u] {
+			v[k] = x
+		}
+		p.mu.Unlock()
+		doc, _ := json.Marshal(v)
 		return &cimiv1.ResourceDocument{Json: doc, Revision: 1}, nil
 	})
 	run(t, func(ctx context.Context) error { return b.Serve(ctx, bus.ServiceInfo{Name: subject.Pdisk}, get) })
@@ -740,6 +774,15 @@ func (p *pdisk) handle(ctx context.Context, cmd *bus.Command) (bus.Result, error
 		if p.held[c.volume] == c.machine {
 			delete(p.held, c.volume)
 		}
+	case "capture":
+		// What pdisk reads of the copy: its size and SHA-1 as stored,
+		// and the Marketplace identifier of that SHA-1.
+		to := c.msg.(*volumev1.CaptureVolume).GetNewUuid()
+		p.captured[to] = map[string]any{"state": "AVAILABLE"}
+		if !p.noDigest {
+			sum := fmt.Sprintf("%x", sha1sum.Sum([]byte(to)))
+			p.captured[to]["bytes"], p.captured[to]["sha1"], p.captured[to]["identifier"] = 1<<20+len(to), sum, identifierOf(sum)
+		}
 	}
 	p.mu.Unlock()
 	return bus.Result{Affected: []string{"Volume/" + c.volume}}, nil
@@ -778,6 +821,13 @@ func (p *pdisk) commands(id string) []pdiskCmd {
 		}
 	}
 	return out
+}
+
+// capturedOf returns what pdisk recorded of a volume capture made.
+func (p *pdisk) capturedOf(id string) map[string]any {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.captured[id]
 }
 
 // heldBy returns the volumes machine id holds at pdisk.

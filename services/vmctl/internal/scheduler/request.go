@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode"
 
 	"stratuslab.dev/platform/errs"
 	"stratuslab.dev/services/vmctl/internal/addresses"
@@ -41,10 +42,7 @@ type request struct {
 	Properties  map[string]any `json:"properties"`
 }
 
-var (
-	marketplaceID = regexp.MustCompile(`^[A-Za-z0-9_-]{27}$`)
-	sha1Hex       = regexp.MustCompile(`^[0-9a-f]{40}$`)
-)
+var sha1Hex = regexp.MustCompile(`^[0-9a-f]{40}$`)
 
 // Limits of a create body.
 const (
@@ -93,8 +91,10 @@ func expected(attr string) string {
 		return "a whole number"
 	case "volatileDisks":
 		return "a list of sizes in GiB (whole numbers)"
-	case "persistentDisks", "readonlyDisks":
-		return "a list of volume uuids or Marketplace ids"
+	case "persistentDisks":
+		return "a list of volume uuids"
+	case "readonlyDisks":
+		return "a list of volume uuids, Marketplace ids or image tags"
 	case "context":
 		return `a list of {"key", "value"} pairs`
 	case "files":
@@ -113,33 +113,55 @@ func expected(attr string) string {
 	return "a string"
 }
 
-// image reads the image attribute: a Marketplace id, a volume uuid or an
-// image URL with its size and SHA-1.
+// imageBody is the object form of the image attribute.
+type imageBody struct {
+	Marketplace string `json:"marketplace"`
+	Volume      string `json:"volume"`
+	URL         string `json:"url"`
+	Bytes       int64  `json:"bytes"`
+	SHA1        string `json:"sha1"`
+}
+
+// maxReference bounds a Marketplace reference (an e-mail and a tag).
+const maxReference = 512
+
+// image reads the image attribute: a volume uuid, a Marketplace reference
+// (identifier, "<e-mail>/<tag>" or tag), or an image URL with its size and
+// SHA-1. A string is read as a volume uuid, else a URL (refused: it needs
+// its size and SHA-1), else a Marketplace reference, which the Marketplace
+// checks and resolves.
 func (r *request) image() (machine.Image, error) {
 	var img machine.Image
 	if len(r.Image) == 0 || string(r.Image) == "null" {
-		return img, errs.Errorf(errs.Invalid, "A machine needs an image: a Marketplace id, a volume uuid, or {\"url\", \"bytes\", \"sha1\"}.")
+		return img, errs.Errorf(errs.Invalid, "A machine needs an image: a Marketplace id or tag, a volume uuid, or {\"url\", \"bytes\", \"sha1\"}.")
 	}
 	var s string
 	if json.Unmarshal(r.Image, &s) == nil {
+		s = strings.TrimSpace(s)
 		switch {
 		case machine.CheckUUID(s) == nil:
 			img.Volume = s
-		case marketplaceID.MatchString(s):
-			img.Marketplace = s
+		case strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://"):
+			return img, errs.Errorf(errs.Invalid, "An image URL comes with its size and SHA-1: give {\"url\", \"bytes\", \"sha1\"}, or the image's Marketplace id.")
 		default:
-			return img, errs.Errorf(errs.Invalid, "The image %q is neither a Marketplace id (27 characters) nor a volume uuid.", short(s))
+			ref, err := reference("image", s)
+			if err != nil {
+				return img, err
+			}
+			img.Marketplace = ref
 		}
 		return img, nil
 	}
+	var b imageBody
 	dec := json.NewDecoder(bytes.NewReader(r.Image))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&img); err != nil {
+	if err := dec.Decode(&b); err != nil {
 		if rest, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 			return img, errs.Errorf(errs.Invalid, "The image has no attribute %s: it names one of marketplace, volume and url (with bytes and sha1).", rest)
 		}
 		return img, errs.Errorf(errs.Invalid, "The image must be a string or {\"url\", \"bytes\", \"sha1\"}.")
 	}
+	img = machine.Image{Marketplace: b.Marketplace, Volume: b.Volume, URL: b.URL, Bytes: b.Bytes, SHA1: b.SHA1}
 	switch n := btoi(img.Marketplace != "") + btoi(img.Volume != "") + btoi(img.URL != ""); {
 	case n != 1:
 		return img, errs.Errorf(errs.Invalid, "The image names exactly one of marketplace, volume and url.")
@@ -148,9 +170,14 @@ func (r *request) image() (machine.Image, error) {
 			return img, errs.Errorf(errs.Invalid, "The image volume %q is not a volume uuid (8-4-4-4-12 lowercase hexadecimal digits).", short(img.Volume))
 		}
 	case img.Marketplace != "":
-		if !marketplaceID.MatchString(img.Marketplace) {
-			return img, errs.Errorf(errs.Invalid, "%q is not a Marketplace id (27 characters).", short(img.Marketplace))
+		if img.Bytes != 0 || img.SHA1 != "" {
+			return img, errs.Errorf(errs.Invalid, "A Marketplace image comes with its size and SHA-1 from its entry: give only \"marketplace\".")
 		}
+		ref, err := reference("image", img.Marketplace)
+		if err != nil {
+			return img, err
+		}
+		img.Marketplace = ref
 	default:
 		if !strings.HasPrefix(img.URL, "http://") && !strings.HasPrefix(img.URL, "https://") {
 			return img, errs.Errorf(errs.Invalid, "An image URL is http:// or https://, not %q.", short(img.URL))
@@ -161,6 +188,23 @@ func (r *request) image() (machine.Image, error) {
 		}
 	}
 	return img, nil
+}
+
+// reference checks the shape of a Marketplace reference given for what
+// (the image, a read-only disk) before the Marketplace reads it: not
+// empty, one word of bounded length. What it names, and whether it is a
+// well-formed identifier, e-mail or tag, the Marketplace says.
+func reference(what, s string) (string, error) {
+	s = strings.TrimSpace(s)
+	switch {
+	case s == "":
+		return "", errs.Errorf(errs.Invalid, "The %s is empty: give a Marketplace id or tag, or a volume uuid.", what)
+	case len(s) > maxReference || strings.ContainsFunc(s, unicode.IsSpace):
+		return "", errs.Errorf(errs.Invalid, "The %s %q is neither a volume uuid, a Marketplace id (27 characters) nor an image tag.", what, short(s))
+	case machine.CheckUUID(strings.ToLower(s)) == nil:
+		return "", errs.Errorf(errs.Invalid, "The %s %q looks like a volume uuid: write it in lower case.", what, s)
+	}
+	return s, nil
 }
 
 // network returns the network asked for; public by default.
@@ -191,18 +235,25 @@ func (r *request) disks(img machine.Image) error {
 			return errs.Errorf(errs.Invalid, "The persistent disk %q is not a volume uuid (8-4-4-4-12 lowercase hexadecimal digits).", short(u))
 		}
 	}
-	for _, id := range r.ReadonlyDisks {
-		switch {
-		case machine.CheckUUID(id) == nil:
-		case marketplaceID.MatchString(id):
-			return errs.Errorf(errs.Invalid, "The read-only disk %s is a Marketplace id, and this cloud has no Marketplace yet: give a volume uuid.", id)
-		default:
-			return errs.Errorf(errs.Invalid, "The read-only disk %q is neither a Marketplace id nor a volume uuid.", short(id))
+	for i, id := range r.ReadonlyDisks {
+		if machine.CheckUUID(id) == nil {
+			continue
 		}
+		ref, err := reference("read-only disk", id)
+		if err != nil {
+			return err
+		}
+		r.ReadonlyDisks[i] = ref
 	}
 	// One volume on two devices would be written through one and read
 	// stale through the other.
-	all := append(append([]string{}, r.PersistentDisks...), r.ReadonlyDisks...)
+	// (A Marketplace image given twice is two copies: harmless.)
+	all := append([]string{}, r.PersistentDisks...)
+	for _, id := range r.ReadonlyDisks {
+		if machine.CheckUUID(id) == nil {
+			all = append(all, id)
+		}
+	}
 	if img.Volume != "" {
 		all = append(all, img.Volume)
 	}

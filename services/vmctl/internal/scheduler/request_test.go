@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -123,7 +124,7 @@ func createCases(t *testing.T) []createCase {
 		// image
 		{name: "image missing", body: `{}`, code: errs.Invalid, msg: []string{"A machine needs an image"}},
 		{name: "image null", body: `{"image":null}`, code: errs.Invalid, msg: []string{"A machine needs an image"}},
-		{name: "image empty", body: `{"image":""}`, code: errs.Invalid, msg: []string{"neither a Marketplace id", "nor a volume uuid"}},
+		{name: "image empty", body: `{"image":""}`, code: errs.Invalid, msg: []string{"The image is empty", "Marketplace id or tag, or a volume uuid"}},
 		{name: "image volume uuid", body: `{"image":"` + vol1 + `"}`, check: func(m *machine.Machine) error {
 			if m.Image.Volume != vol1 || m.Disks[0].Role != machine.RoleRoot || m.Disks[0].Volume != "Volume/"+vol1 || m.Disks[0].Device != "vda" {
 				return fmt.Errorf("image %+v disks %+v", m.Image, m.Disks)
@@ -136,13 +137,40 @@ func createCases(t *testing.T) []createCase {
 			}
 			return nil
 		}},
-		{name: "image volume uuid upper case", body: `{"image":"` + strings.ToUpper(vol1) + `"}`, code: errs.Invalid, msg: []string{"neither a Marketplace id"}},
+		{name: "image volume uuid upper case", body: `{"image":"` + strings.ToUpper(vol1) + `"}`, code: errs.Invalid, msg: []string{"looks like a volume uuid", "lower case"}},
 		{name: "image volume object bad uuid", body: `{"image":{"volume":"42"}}`, code: errs.Invalid, msg: []string{`"42"`}},
-		{name: "image Marketplace id", body: `{"image":"` + marketID + `"}`, code: errs.Invalid, msg: []string{"no Marketplace yet", "volume uuid or an image URL"}},
-		{name: "image Marketplace object", body: `{"image":{"marketplace":"` + marketID + `"}}`, code: errs.Invalid, msg: []string{"no Marketplace yet"}},
-		{name: "image Marketplace object bad id", body: `{"image":{"marketplace":"short"}}`, code: errs.Invalid, msg: []string{`"short" is not a Marketplace id`}},
-		{name: "image 26 characters", body: `{"image":"` + marketID[1:] + `"}`, code: errs.Invalid, msg: []string{"neither a Marketplace id (27 characters) nor a volume uuid"}},
-		{name: "image Marketplace tag", body: `{"image":"debian-12"}`, code: errs.Invalid, msg: []string{`"debian-12"`}},
+		{name: "image Marketplace id", body: `{"image":"` + marketID + `"}`, check: isDebian(marketID)},
+		{name: "image Marketplace object", body: `{"image":{"marketplace":"` + marketID + `"}}`, check: isDebian(marketID)},
+		{name: "image Marketplace tag", body: `{"image":"debian-12"}`, check: isDebian("debian-12")},
+		{name: "image Marketplace tag object", body: `{"image":{"marketplace":"debian-12"}}`, check: isDebian("debian-12")},
+		{name: "image endorser's tag", body: `{"image":"Images@Example.org/debian-12"}`, check: isDebian("Images@Example.org/debian-12")},
+		{name: "image Marketplace id with spaces around", body: `{"image":"  ` + marketID + ` "}`, check: isDebian(marketID)},
+		{name: "image Marketplace object with a SHA-1", body: `{"image":{"marketplace":"` + marketID + `","sha1":"` + sha1 + `"}}`, code: errs.Invalid, msg: []string{"from its entry", `only "marketplace"`}},
+		{name: "image unknown tag", body: `{"image":{"marketplace":"short"}}`, code: errs.Invalid, msg: []string{"No valid image has tag short."}},
+		{name: "image 26 characters", body: `{"image":"` + marketID[1:] + `"}`, code: errs.Invalid, msg: []string{"No valid image has tag " + marketID[1:]}},
+		{name: "image unknown identifier", body: `{"image":"` + strings.Repeat("A", 27) + `"}`, code: errs.Invalid, msg: []string{"No Marketplace entry has identifier " + strings.Repeat("A", 27)}},
+		{name: "image expired", body: `{"image":"` + expiredID + `"}`, code: errs.Invalid, msg: []string{"Image " + expiredID + " expired on 2020-01-02T03:04:05Z."}},
+		{name: "image tag of an expired entry", body: `{"image":"old"}`, code: errs.Invalid, msg: []string{"expired on 2020-01-02"}},
+		{name: "image deprecated", body: `{"image":"` + deprecatedID + `"}`, code: errs.Invalid, msg: []string{"is deprecated: CVE-2024-0001: use debian-12"}},
+		{name: "image tag of two endorsers", body: `{"image":"shared"}`, code: errs.Conflict, msg: []string{"several endorsers (a@example.org, b@example.org)", "a@example.org/shared"}},
+		{name: "image endorser's shared tag", body: `{"image":"b@example.org/shared"}`, check: func(m *machine.Machine) error {
+			if m.Image.Endorser != "b@example.org" || m.Image.Marketplace != "b@example.org/shared" {
+				return fmt.Errorf("image %+v", m.Image)
+			}
+			return nil
+		}},
+		{name: "image in vmdk", body: `{"image":"` + vmdkID + `"}`, code: errs.Invalid, msg: []string{"vmdk image", "raw and qcow2"}},
+		{name: "image compressed with xz", body: `{"image":"` + xzID + `"}`, code: errs.Invalid, msg: []string{"compressed with xz", "gzip and bzip2"}},
+		{name: "image bob's draft", body: `{"image":"` + bobDraftID + `"}`, code: errs.Invalid, msg: []string{"No Marketplace entry has identifier " + bobDraftID}},
+		{name: "image alice's draft", body: `{"image":"` + aliceDraftID + `"}`, check: func(m *machine.Machine) error {
+			if m.Image.Identifier != aliceDraftID || m.Image.FromVolume != aliceDraftVolume || len(m.Image.Locations) != 0 || m.Image.Status != "draft" ||
+				m.Disks[0].Volume == "" || m.Disks[0].Volume == "Volume/"+aliceDraftVolume {
+				return fmt.Errorf("image %+v root %+v", m.Image, m.Disks[0])
+			}
+			return nil
+		}},
+		{name: "image URL as a string", body: `{"image":"https://example.org/a.qcow2"}`, code: errs.Invalid, msg: []string{"comes with its size and SHA-1", `"url", "bytes", "sha1"`}},
+		{name: "image with a space inside", body: `{"image":"debian 12"}`, code: errs.Invalid, msg: []string{`"debian 12" is neither a volume uuid`}},
 		{name: "image URL", body: `{"image":{"url":"https://example.org/a.qcow2","bytes":1048576,"sha1":"` + sha1 + `"}}`, check: func(m *machine.Machine) error {
 			if m.Image.URL != "https://example.org/a.qcow2" || m.Image.Bytes != 1048576 || m.Image.SHA1 != sha1 || !strings.HasPrefix(m.Disks[0].Volume, "Volume/") {
 				return fmt.Errorf("image %+v root %+v", m.Image, m.Disks[0])
@@ -229,7 +257,7 @@ func createCases(t *testing.T) []createCase {
 			`","b.sh":"` + base64.StdEncoding.EncodeToString([]byte("#!/bin/sh\n")) + `","id.pub":"` + base64.StdEncoding.EncodeToString([]byte("ssh-rsa AAAA bob@x\n")) + `"}`), check: ok},
 		{name: "cloud-init file missing", body: j(`"cloudInit":"text/cloud-config,config.yaml"`), code: errs.Invalid, msg: []string{`"config.yaml"`, "carries no file"}},
 		{name: "cloud-init file not base64", body: j(`"cloudInit":"text/cloud-config,c.yaml","files":{"c.yaml":"not base64!"}`), code: errs.Invalid, msg: []string{`Cannot read the cloud-init file "c.yaml"`}},
-		{name: "cloud-init bad type", body: j(`"cloudInit":"cloud-config,c.yaml","files":{"c.yaml":"` + cloudConfig + `"}`), code: errs.Invalid, msg: []string{`"cloud-config" is unknown`}},
+		{name: "cloud-init bad type", body: j(`"cloudInit":"cloud-conf,c.yaml","files":{"c.yaml":"` + cloudConfig + `"}`), code: errs.Invalid, msg: []string{`"cloud-conf" is unknown`}},
 		{name: "cloud-init no file", body: j(`"cloudInit":"text/cloud-config"`), code: errs.Invalid, msg: []string{"is not TYPE,FILE"}},
 		{name: "cloud-init two literal files", body: j(`"cloudInit":"none,a#none,b","files":{"a":"YQ==","b":"Yg=="}`), code: errs.Invalid, msg: []string{"Only one cloud-init file"}},
 		{name: "cloud-init and user data", body: j(`"userData":"x","cloudInit":"text/cloud-config,c.yaml","files":{"c.yaml":"` + cloudConfig + `"}`), code: errs.Invalid, msg: []string{"either raw or as cloud-init files"}},
@@ -270,7 +298,29 @@ func createCases(t *testing.T) []createCase {
 			}
 			return fmt.Errorf("disks %+v", m.Disks)
 		}},
-		{name: "read-only disk bad id", body: j(`"readonlyDisks":["not an id"]`), code: errs.Invalid, msg: []string{`"not an id" is neither a Marketplace id nor a volume uuid`}},
+		{name: "read-only disk bad id", body: j(`"readonlyDisks":["not an id"]`), code: errs.Invalid, msg: []string{`read-only disk "not an id" is neither a volume uuid`}},
+		{name: "read-only disks from the Marketplace", body: j(`"readonlyDisks":["` + marketID + `","` + vol2 + `","debian-12"]`), check: func(m *machine.Machine) error {
+			var ro []machine.Disk
+			for _, d := range m.Disks {
+				if d.Role == machine.RoleReadOnly {
+					ro = append(ro, d)
+				}
+			}
+			if len(ro) != 3 || ro[1].Volume != "Volume/"+vol2 || ro[1].Image != nil {
+				return fmt.Errorf("read-only disks %+v", ro)
+			}
+			for _, d := range []machine.Disk{ro[0], ro[2]} {
+				if d.Image == nil || d.Image.Identifier != marketID || !d.ReadOnly || !strings.HasPrefix(d.Volume, "Volume/") {
+					return fmt.Errorf("read-only disk from the Marketplace: %+v (image %+v)", d, d.Image)
+				}
+			}
+			if ro[0].Volume == ro[2].Volume {
+				return fmt.Errorf("two copies of one image share volume %s", ro[0].Volume)
+			}
+			return nil
+		}},
+		{name: "read-only disk expired", body: j(`"readonlyDisks":["` + expiredID + `"]`), code: errs.Invalid, msg: []string{"The read-only disk " + expiredID + ": Image " + expiredID + " expired on"}},
+		{name: "read-only disk unknown", body: j(`"readonlyDisks":["no-such-tag"]`), code: errs.Invalid, msg: []string{"The read-only disk no-such-tag: No valid image has tag no-such-tag."}},
 		{name: "sixteen extra disks", body: j(`"volatileDisks":[1,1,1,1,1,1],"persistentDisks":[` + uuids(5) + `],"readonlyDisks":[` + uuids(5) + `]`),
 			check: func(m *machine.Machine) error {
 				seen := map[string]bool{}
@@ -332,6 +382,25 @@ func createCases(t *testing.T) []createCase {
 		{name: "attribute of the machine", body: j(`"host":"Host/h1"`), code: errs.Invalid, msg: []string{`"host"`}},
 		{name: "vmId chosen by the user", body: j(`"vmId":7`), code: errs.Invalid, msg: []string{`"vmId"`}},
 		{name: "CIMI attributes a client sends", body: j(`"resourceURI":"http://schemas.dmtf.org/cimi/2/MachineCreate","properties":{"a":"b"}`), check: ok},
+	}
+}
+
+// isDebian checks a machine made from debian-12 of images@example.org,
+// asked for as ref: the entry it resolved to is recorded, and its root
+// disk is a volume pdisk will make.
+func isDebian(ref string) func(m *machine.Machine) error {
+	return func(m *machine.Machine) error {
+		img := m.Image
+		if img.Marketplace != ref || img.Identifier != marketID || img.SHA1 != debianSHA1 || img.Bytes != 2<<30 ||
+			!slices.Equal(img.Locations, debianLocations) || img.Format != "qcow2" || img.Compression != "gz" || img.Kind != "machine" ||
+			img.Status != "valid" || img.Endorser != "images@example.org" || img.OS != "Debian" || img.OSVersion != "12" || img.OSArch != "x86_64" ||
+			!strings.HasPrefix(img.Entry, "MachineImage/") || img.Volume != "" || img.URL != "" || img.FromVolume != "" {
+			return fmt.Errorf("image %+v", img)
+		}
+		if root := m.Disks[0]; root.Role != machine.RoleRoot || !strings.HasPrefix(root.Volume, "Volume/") || root.Device != "vda" {
+			return fmt.Errorf("root disk %+v", root)
+		}
+		return nil
 	}
 }
 

@@ -140,9 +140,6 @@ func (s *Scheduler) newMachine(ctx context.Context, who cimi.Identity, id string
 	if err != nil {
 		return nil, err
 	}
-	if img.Marketplace != "" {
-		return nil, errs.Errorf(errs.Invalid, "This cloud has no Marketplace yet: start the machine from a volume uuid or an image URL.")
-	}
 	t, err := machinetype.Resolve(s.cfg.Types(ctx), r.Type, r.CPU, r.RAM, r.Swap)
 	if err != nil {
 		return nil, err
@@ -170,6 +167,26 @@ func (s *Scheduler) newMachine(ctx context.Context, who cimi.Identity, id string
 	}
 	if err := s.cfg.Leases.CanAllocate(network); err != nil {
 		return nil, err
+	}
+	// The Marketplace says what the references name, last of the checks
+	// (it is a round trip) and before anything is allocated: a refusal
+	// leaves nothing behind.
+	actor := resource.ActorOf(who)
+	if img.Marketplace != "" {
+		if img, err = s.resolve(ctx, actor, "image", img.Marketplace); err != nil {
+			return nil, err
+		}
+	}
+	readonly := make([]*machine.Image, len(r.ReadonlyDisks))
+	for i, ref := range r.ReadonlyDisks {
+		if machine.CheckUUID(ref) == nil {
+			continue
+		}
+		ro, err := s.resolve(ctx, actor, fmt.Sprintf("read-only disk %s", ref), ref)
+		if err != nil {
+			return nil, err
+		}
+		readonly[i] = &ro
 	}
 
 	vmID, err := s.nextVMID(ctx)
@@ -200,7 +217,7 @@ func (s *Scheduler) newMachine(ctx context.Context, who cimi.Identity, id string
 	if m.Name == "" {
 		m.Name = "one-" + strconv.FormatInt(vmID, 10)
 	}
-	m.Disks = plannedDisks(r, img, int64(t.SwapMiB), local)
+	m.Disks = plannedDisks(r, img, readonly, int64(t.SwapMiB), local)
 	m.SetState(machine.Pending, "", s.cfg.Now())
 	return toMap(m)
 }
@@ -208,12 +225,15 @@ func (s *Scheduler) newMachine(ctx context.Context, who cimi.Identity, id string
 // plannedDisks lists the disks the machine will have, before pdisk makes
 // them (the volumes are filled in at Prolog): the root disk, the swap disk
 // of swapMiB (none for 0), which the agent makes on the host, then the
-// volatile, persistent and read-only disks in the order asked.
+// volatile, persistent and read-only disks in the order asked; readonly
+// holds the Marketplace entries of the read-only disks given as
+// references (nil for a volume uuid).
 //
-// The volumes pdisk makes for the machine (the root disk of an image URL,
-// volatile disks) are named from the start, so that a kill arriving while
-// pdisk makes them releases them too.
-func plannedDisks(r *request, img machine.Image, swapMiB int64, machineUUID string) []machine.Disk {
+// The volumes pdisk makes for the machine (the root disk of an image URL
+// or a Marketplace entry, volatile disks, read-only copies of Marketplace
+// images) are named from the start, so that a kill arriving while pdisk
+// makes them releases them too.
+func plannedDisks(r *request, img machine.Image, readonly []*machine.Image, swapMiB int64, machineUUID string) []machine.Disk {
 	disks := []machine.Disk{{Role: machine.RoleRoot, Device: "vda"}}
 	if img.Volume != "" {
 		disks[0].Volume = "Volume/" + img.Volume
@@ -229,16 +249,18 @@ func plannedDisks(r *request, img machine.Image, swapMiB int64, machineUUID stri
 	for _, u := range r.PersistentDisks {
 		disks = append(disks, machine.Disk{Role: machine.RolePersistent, Device: next(), Volume: "Volume/" + u})
 	}
-	for _, id := range r.ReadonlyDisks {
+	for i, id := range r.ReadonlyDisks {
 		d := machine.Disk{Role: machine.RoleReadOnly, Device: next(), ReadOnly: true}
 		if machine.CheckUUID(id) == nil {
 			d.Volume = "Volume/" + id
+		} else if i < len(readonly) {
+			d.Image = readonly[i]
 		}
 		disks = append(disks, d)
 	}
 	for i := range disks {
 		d := &disks[i]
-		if (d.Role == machine.RoleRoot && img.URL != "") || d.Role == machine.RoleVolatile {
+		if (d.Role == machine.RoleRoot && (img.URL != "" || img.FromMarketplace())) || d.Role == machine.RoleVolatile || d.Image != nil {
 			d.Volume = "Volume/" + diskUUID(machineUUID, d.Role, i)
 		}
 	}

@@ -1,8 +1,9 @@
 // Package settings is the live configuration of vmctl, the document
 // ServiceConfiguration/vmctl: the address pools machines get their IP and
 // MAC from, how far hosts may be over-committed, when a silent host is
-// declared lost, how long a guest has to power off, and how long finished
-// machines stay visible.
+// declared lost, how long a guest has to power off, how long finished
+// machines stay visible, and whether expired or deprecated Marketplace
+// images may still be run.
 package settings
 
 import (
@@ -38,6 +39,12 @@ type Settings struct {
 	// DestroyStrays says whether an agent destroys domains no machine
 	// owns (after reporting them); otherwise it only reports them.
 	DestroyStrays bool `json:"destroy-strays"`
+	// AllowExpiredImages and AllowDeprecatedImages let machines start
+	// from Marketplace images whose validity has ended or which their
+	// endorser deprecated (when no valid one answers); by default such
+	// images are refused with the date or the reason.
+	AllowExpiredImages    bool `json:"allow-expired-images"`
+	AllowDeprecatedImages bool `json:"allow-deprecated-images"`
 }
 
 // MaxShutdownTimeout is the longest shutdown-timeout: a stop waits for

@@ -43,3 +43,28 @@ func TestValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestImagePolicy: expired and deprecated Marketplace images are refused
+// unless the site says otherwise, each on its own.
+func TestImagePolicy(t *testing.T) {
+	for _, tt := range []struct {
+		doc                 string
+		expired, deprecated bool
+	}{
+		{`{}`, false, false},
+		{`{"allow-expired-images": true}`, true, false},
+		{`{"allow-deprecated-images": true}`, false, true},
+		{`{"allow-expired-images": true, "allow-deprecated-images": true}`, true, true},
+	} {
+		s := Defaults()
+		if err := json.Unmarshal([]byte(tt.doc), &s); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Validate(); err != nil {
+			t.Errorf("%s: %v", tt.doc, err)
+		}
+		if s.AllowExpiredImages != tt.expired || s.AllowDeprecatedImages != tt.deprecated {
+			t.Errorf("%s: allow expired %v, deprecated %v; want %v, %v", tt.doc, s.AllowExpiredImages, s.AllowDeprecatedImages, tt.expired, tt.deprecated)
+		}
+	}
+}
