@@ -28,8 +28,10 @@ build:
 	@mkdir -p bin
 	go build -o bin/ $(BINARIES)
 
-## run: build and start the all-in-one cloud on its embedded defaults.
+## run: build, put the test appliance in DATA_DIR/images (built once; the all-in-one
+## publishes it in its Marketplace, tag debian-test) and start the all-in-one cloud.
 run: build
+	@./scripts/seed-images.sh "$(DATA_DIR)"
 	bin/stratuslab --data-dir "$(DATA_DIR)" --listen "$(LISTEN)"
 
 ## test: vet, staticcheck, the compose file and the race-enabled test suite of every module.

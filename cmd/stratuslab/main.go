@@ -29,6 +29,7 @@ import (
 	"stratuslab.dev/services/pdisk"
 	"stratuslab.dev/services/registration"
 	"stratuslab.dev/services/vmctl"
+	"stratuslab.dev/stratuslab/cmd/stratuslab/internal/seed"
 )
 
 // name is the all-in-one's name in the bootstrap settings and its logs.
@@ -66,7 +67,14 @@ func components() []*component {
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
+	seedOn, args, err := seedSetting(args, os.Getenv)
+	if err != nil {
+		return err
+	}
 	boot, err := config.Load(name, args, os.Getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(os.Stderr, seedUsage())
+	}
 	if err != nil {
 		return err
 	}
@@ -138,7 +146,16 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			return nil
 		}
 	}
-	printBanner(stdout, boot, srv.ClientURL(), comps)
+	gw := comps[0].svc.(*cimi.Service)
+	var cat *seed.Catalogue
+	if seedOn {
+		cat = prepareSeed(ctx, boot, gw, log)
+		fns = append(fns, func(ctx context.Context) error {
+			publishSeed(ctx, boot, gw, cat, log)
+			return nil
+		})
+	}
+	printBanner(stdout, boot, srv.ClientURL(), comps, seedOn, cat)
 	started := time.Now()
 	err = daemon.Group(ctx, fns...)
 	log.Info("services stopped", "uptime", time.Since(started).Round(time.Second).String())
@@ -213,7 +230,7 @@ func adminAddr(base string, i int) (string, error) {
 	return net.JoinHostPort(host, strconv.Itoa(p+i)), nil
 }
 
-func printBanner(w io.Writer, boot config.Bootstrap, natsURL string, comps []*component) {
+func printBanner(w io.Writer, boot config.Bootstrap, natsURL string, comps []*component, seedOn bool, cat *seed.Catalogue) {
 	gw := comps[0].svc.(*cimi.Service)
 	base := gw.Scheme() + "://" + gw.Addr()
 	endpoint := base + "/cimi/cloudEntryPoint"
@@ -232,10 +249,38 @@ func printBanner(w io.Writer, boot config.Bootstrap, natsURL string, comps []*co
 	if boot.NATSListen != "" {
 		fmt.Fprintf(w, "  NATS            %s   (nats --server %s micro ls)\n", natsURL, natsURL)
 	}
+	if seedOn {
+		printCatalogue(w, boot, base, insecure, cat)
+	}
 	fmt.Fprintf(w, "  data directory  %s\n", boot.DataDir)
 	fmt.Fprintf(w, "  health\n")
 	for _, c := range comps {
 		fmt.Fprintf(w, "    %-13s http://%s/healthz\n", c.name, c.deps.Admin.Addr())
 	}
 	fmt.Fprintln(w)
+}
+
+// printCatalogue shows what the seed catalogue holds, and how to run it.
+func printCatalogue(w io.Writer, boot config.Bootstrap, base, insecure string, cat *seed.Catalogue) {
+	switch {
+	case cat == nil:
+		fmt.Fprintf(w, "  Marketplace     no seed catalogue: see the log\n")
+	case len(cat.Entries) == 0:
+		fmt.Fprintf(w, "  Marketplace     no site image in %s (make run builds the test appliance there)\n", filepath.Join(boot.DataDir, imagesDir))
+	}
+	if cat == nil {
+		return
+	}
+	for _, e := range cat.Entries {
+		fmt.Fprintf(w, "  Marketplace     %s (tag %s), endorser %s\n", e.Identifier, e.Tag, cat.Endorser)
+		fmt.Fprintf(w, "                  %s\n", e.Location)
+	}
+	if len(cat.Entries) > 0 {
+		e := cat.Entries[0]
+		flags := ""
+		if insecure != "" {
+			flags = "--insecure "
+		}
+		fmt.Fprintf(w, "  run it          stratus --endpoint %s %s-u admin -p ... run-instance %s\n", base, flags, e.Tag)
+	}
 }
