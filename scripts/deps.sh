@@ -10,7 +10,6 @@ cd "$(dirname "$0")/.."
 all=${1:-}
 
 debs=(protobuf-compiler libvirt-dev pkg-config qemu-utils gcc make git ca-certificates)
-debs+=(busybox-static syslinux syslinux-common mtools cpio) # make run: scripts/seed-images.sh builds the test appliance for the seed catalogue (scripts/appliance.sh)
 if [ "$all" != "--debs" ]; then
 	debs+=(docker-compose) # make compose-check validates deploy/compose without an engine
 	debs+=(slapd ldap-utils) # a throwaway LDAP server per authn test
