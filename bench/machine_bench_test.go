@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"libvirt.org/go/libvirt"
 	"google.golang.org/protobuf/proto"
+	"libvirt.org/go/libvirt"
 
 	cimiv1 "stratuslab.dev/proto/stratus/cimi/v1"
 )

@@ -320,6 +320,16 @@ func (b *Bus) process(ctx context.Context, spec ConsumerSpec, msg jetstream.Msg,
 		return l
 	}
 
+	// A redelivery of a command that has ended (its acknowledgement was
+	// lost in a crash) is not carried out again: done twice, a step may
+	// undo what a later one did, as a start redelivered after the kill
+	// that followed it. Its recorded outcome is published again instead.
+	if cmd.deliveries > 1 && metaErr == nil {
+		if b.answerFromRecord(hctx, msg, cmd, log) {
+			return
+		}
+	}
+
 	var res Result
 	var err error
 	switch {
@@ -364,6 +374,31 @@ func (b *Bus) process(ctx context.Context, spec ConsumerSpec, msg jetstream.Msg,
 	if terr := msg.TermWithReason(errorCode(err)); terr != nil {
 		l.Warn("cannot terminate a failed command; it will be redelivered", "error", terr)
 	}
+}
+
+// answerFromRecord settles a delivery of a command whose outcome is
+// recorded: it publishes the recorded terminal event (it may have been
+// lost with the crash) and acknowledges the delivery. It reports false,
+// for the handler to run, when no outcome is recorded or the record
+// cannot be read.
+func (b *Bus) answerFromRecord(ctx context.Context, msg jetstream.Msg, cmd *Command, log func() *slog.Logger) bool {
+	if cmd.ID() == "" || b.js == nil {
+		return false
+	}
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	kind, ev, found, err := b.recordedOutcome(rctx, cmd.ID())
+	if err != nil || !found {
+		return false
+	}
+	if err := b.publishTerminal(context.WithoutCancel(ctx), cmd, kind, ev); err != nil {
+		return false
+	}
+	log().Info("command delivered again after it ended: its recorded outcome is published again")
+	if err := msg.Ack(); err != nil {
+		log().Warn("cannot acknowledge an ended command; it will be redelivered", "error", err)
+	}
+	return true
 }
 
 // keepInProgress tells JetStream every period that msg is still being
@@ -424,11 +459,7 @@ func (b *Bus) complete(ctx context.Context, cmd *Command, res Result) error {
 			ev.Affected[i] = &commonv1.ResourceRef{Id: id}
 		}
 	}
-	if err := b.publishEvent(ctx, terminalSubject(cmd.subject, outcomeCompleted), ev, b.terminalID(cmd), cmd.meta); err != nil {
-		return err
-	}
-	b.recordOutcome(ctx, cmd.ID(), outcomeByteCompleted, ev)
-	return nil
+	return b.settle(ctx, cmd, outcomeByteCompleted, ev)
 }
 
 // fail publishes the …_failed event of cmd.
@@ -441,11 +472,26 @@ func (b *Bus) fail(ctx context.Context, cmd *Command, err error) error {
 		Deliveries:     uint32(cmd.deliveries),
 		FailedAt:       timestamppb.Now(),
 	}
-	if err := b.publishEvent(ctx, terminalSubject(cmd.subject, outcomeFailed), ev, b.terminalID(cmd), cmd.meta); err != nil {
+	return b.settle(ctx, cmd, outcomeByteFailed, ev)
+}
+
+// settle records ev as cmd's outcome, unless one is recorded already, and
+// publishes the recorded one as the terminal event.
+func (b *Bus) settle(ctx context.Context, cmd *Command, kind byte, ev proto.Message) error {
+	kind, ev, err := b.recordOutcome(ctx, cmd.ID(), kind, ev)
+	if err != nil {
 		return err
 	}
-	b.recordOutcome(ctx, cmd.ID(), outcomeByteFailed, ev)
-	return nil
+	return b.publishTerminal(ctx, cmd, kind, ev)
+}
+
+// publishTerminal publishes ev, cmd's terminal event of the given kind.
+func (b *Bus) publishTerminal(ctx context.Context, cmd *Command, kind byte, ev proto.Message) error {
+	outcome := outcomeCompleted
+	if kind == outcomeByteFailed {
+		outcome = outcomeFailed
+	}
+	return b.publishEvent(ctx, terminalSubject(cmd.subject, outcome), ev, b.terminalID(cmd), cmd.meta)
 }
 
 // terminalID is the Nats-Msg-Id of cmd's terminal event; none for a command

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"google.golang.org/protobuf/proto"
 
+	"stratuslab.dev/platform/errs"
 	"stratuslab.dev/platform/testkit"
 	commonv1 "stratuslab.dev/proto/stratus/common/v1"
 )
@@ -135,6 +137,13 @@ func TestSendRejects(t *testing.T) {
 	}
 	if n := e.streamMsgs(CommandsStream); n != 0 {
 		t.Errorf("%d commands stored, want 0", n)
+	}
+	// A command larger than one message of the bus is refused for its
+	// size, for good: retrying cannot help.
+	big := &commonv1.ResourceRef{Id: strings.Repeat("x", int(e.nc.MaxPayload()))}
+	err := b.Send(context.Background(), "cmd.pdisk.volume.create", &commonv1.Meta{}, big)
+	if errs.CodeOf(err) != errs.TooLarge || !IsPermanent(err) || !strings.Contains(errs.MessageOf(err), "more than the") {
+		t.Errorf("an oversized command: %v (code %s, permanent %v), want a permanent too_large", err, errs.CodeOf(err), IsPermanent(err))
 	}
 }
 
@@ -404,6 +413,51 @@ func TestRedeliveryDoesNotDuplicateEvent(t *testing.T) {
 	}
 	if n := e.streamMsgs(EventsStream); n != 1 {
 		t.Errorf("%d terminal events stored, want 1", n)
+	}
+	// The first outcome is the command's: the failed attempt after it
+	// does not replace it.
+	o, found, err := b.Outcome(context.Background(), meta.CommandId)
+	if err != nil || !found || o.Err != nil || o.Completed == nil {
+		t.Errorf("recorded outcome = %+v, %v, %v; want the completion", o, found, err)
+	}
+}
+
+// TestEndedCommandNotRunAgain: a command delivered again after its outcome
+// was recorded (the acknowledgement lost in a crash) is answered from the
+// record, and its handler does not run again.
+func TestEndedCommandNotRunAgain(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	b := e.bus("pdisk")
+	events := collect(t, b, "evt.>")
+	var calls atomic.Int32
+	ended := make(chan string, 1)
+	run(t, func(ctx context.Context) error {
+		spec := ConsumerSpec{Backoff: []time.Duration{5 * time.Millisecond}}
+		return b.Consume(ctx, spec, func(ctx context.Context, cmd *Command) (Result, error) {
+			calls.Add(1)
+			// The first delivery ends the command, as a process would that
+			// then died before acknowledging it: the outcome is recorded
+			// and the delivery comes back.
+			completed := &commonv1.CommandCompleted{CommandId: cmd.ID(), CommandSubject: cmd.Subject(), Message: "done the first time"}
+			if _, _, err := b.recordOutcome(ctx, cmd.ID(), outcomeByteCompleted, completed); err != nil {
+				return Result{}, Permanent(err)
+			}
+			ended <- cmd.ID()
+			return Result{}, errors.New("acknowledgement lost")
+		})
+	})
+	meta := &commonv1.Meta{}
+	if err := b.Send(context.Background(), "cmd.pdisk.volume.resize", meta, &commonv1.ResourceRef{}); err != nil {
+		t.Fatal(err)
+	}
+	<-ended
+	ev, done, failed := terminal(t, events, meta.CommandId)
+	if failed != nil || ev.Subject() != "evt.pdisk.volume.resize_completed" || done.Message != "done the first time" {
+		t.Fatalf("terminal event %s: %v %v", ev.Subject(), done, failed)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("the handler ran %d times, want once", n)
 	}
 }
 

@@ -15,6 +15,7 @@ const (
 	codeUnavailable = "unavailable"
 	codeTimeout     = "timeout"
 	codeInternal    = "internal"
+	codeTooLarge    = "too_large"
 )
 
 // ErrUnavailable is returned (wrapped) by Request when no service instance

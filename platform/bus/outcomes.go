@@ -63,63 +63,107 @@ func (b *Bus) outcomesKV(ctx context.Context) (jetstream.KeyValue, error) {
 	return kv, nil
 }
 
-// recordOutcome keeps how a command ended. It is best effort: without the
-// record a resumed sender waits out its step and retries.
-func (b *Bus) recordOutcome(ctx context.Context, commandID string, kind byte, ev proto.Message) {
+// recordOutcome keeps how a command ended, before its terminal event is
+// published: a crash after the event but before the record would leave a
+// resumed sender, whose command JetStream drops as a duplicate, waiting
+// for an event that passed while it was down. The first outcome recorded
+// is the command's: a delivery that runs the handler again (its
+// acknowledgement was lost) may end otherwise, on the state the first one
+// left, and reports the first outcome instead; that is what returns. An
+// error makes the caller retry the command. A deployment without the
+// bucket (streams made by hand before it existed) records nothing.
+func (b *Bus) recordOutcome(ctx context.Context, commandID string, kind byte, ev proto.Message) (byte, proto.Message, error) {
 	if commandID == "" || b.js == nil {
-		return
+		return kind, ev, nil
 	}
 	data, err := proto.Marshal(ev)
 	if err != nil {
-		return
+		return 0, nil, fmt.Errorf("bus: encode the outcome of %s: %w", commandID, err)
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	kv, err := b.outcomesKV(ctx)
-	if err == nil {
-		_, err = kv.Put(ctx, outcomeKey(commandID), append([]byte{kind}, data...))
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		b.log.Debug("no outcomes bucket: a command's outcome is not recorded", "command_id", commandID)
+		return kind, ev, nil
 	}
 	if err != nil {
-		b.log.Debug("cannot record a command's outcome", "command_id", commandID, "error", err)
+		return 0, nil, fmt.Errorf("bus: record the outcome of %s: %w", commandID, err)
 	}
+	key := outcomeKey(commandID)
+	_, err = kv.Create(ctx, key, append([]byte{kind}, data...))
+	if err == nil {
+		return kind, ev, nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return 0, nil, fmt.Errorf("bus: record the outcome of %s: %w", commandID, err)
+	}
+	first, err := kv.Get(ctx, key)
+	if err != nil {
+		return 0, nil, fmt.Errorf("bus: read the outcome of %s: %w", commandID, err)
+	}
+	k, fev, err := decodeOutcome(first.Value())
+	if err != nil {
+		return 0, nil, fmt.Errorf("bus: outcome of %s: %w", commandID, err)
+	}
+	return k, fev, nil
+}
+
+// recordedOutcome returns the outcome recorded for commandID, if any.
+func (b *Bus) recordedOutcome(ctx context.Context, commandID string) (kind byte, ev proto.Message, found bool, err error) {
+	kv, err := b.outcomesKV(ctx)
+	if err != nil {
+		return 0, nil, false, fmt.Errorf("bus: outcomes: %w", err)
+	}
+	e, err := kv.Get(ctx, outcomeKey(commandID))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0, nil, false, nil
+	}
+	if err != nil {
+		return 0, nil, false, fmt.Errorf("bus: outcome of %s: %w", commandID, err)
+	}
+	kind, ev, err = decodeOutcome(e.Value())
+	if err != nil {
+		return 0, nil, false, fmt.Errorf("bus: outcome of %s: %w", commandID, err)
+	}
+	return kind, ev, true, nil
+}
+
+// decodeOutcome reads a recorded outcome: its kind, then its terminal
+// event.
+func decodeOutcome(v []byte) (byte, proto.Message, error) {
+	if len(v) == 0 {
+		return 0, nil, errors.New("empty record")
+	}
+	var ev proto.Message
+	switch v[0] {
+	case outcomeByteCompleted:
+		ev = &commonv1.CommandCompleted{}
+	case outcomeByteFailed:
+		ev = &commonv1.CommandFailed{}
+	default:
+		return 0, nil, fmt.Errorf("unknown kind %q", v[0])
+	}
+	if err := proto.Unmarshal(v[1:], ev); err != nil {
+		return 0, nil, err
+	}
+	return v[0], ev, nil
 }
 
 // Outcome returns how the command commandID ended, when it ended within
 // the bucket's TTL; found is false when no outcome is recorded (the
 // command is still queued or running, or ended long ago).
 func (b *Bus) Outcome(ctx context.Context, commandID string) (o Outcome, found bool, err error) {
-	kv, err := b.outcomesKV(ctx)
-	if err != nil {
-		return Outcome{}, false, fmt.Errorf("bus: outcomes: %w", err)
+	kind, ev, found, err := b.recordedOutcome(ctx, commandID)
+	if err != nil || !found {
+		return Outcome{}, false, err
 	}
-	e, err := kv.Get(ctx, outcomeKey(commandID))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return Outcome{}, false, nil
+	if kind == outcomeByteCompleted {
+		return Outcome{Completed: ev.(*commonv1.CommandCompleted)}, true, nil
 	}
-	if err != nil {
-		return Outcome{}, false, fmt.Errorf("bus: outcome of %s: %w", commandID, err)
+	ferr := errs.FromProto(ev.(*commonv1.CommandFailed).GetError())
+	if ferr == nil {
+		ferr = errs.New(errs.Internal, "")
 	}
-	v := e.Value()
-	if len(v) == 0 {
-		return Outcome{}, false, nil
-	}
-	switch v[0] {
-	case outcomeByteCompleted:
-		var ev commonv1.CommandCompleted
-		if err := proto.Unmarshal(v[1:], &ev); err != nil {
-			return Outcome{}, false, fmt.Errorf("bus: outcome of %s: %w", commandID, err)
-		}
-		return Outcome{Completed: &ev}, true, nil
-	case outcomeByteFailed:
-		var ev commonv1.CommandFailed
-		if err := proto.Unmarshal(v[1:], &ev); err != nil {
-			return Outcome{}, false, fmt.Errorf("bus: outcome of %s: %w", commandID, err)
-		}
-		ferr := errs.FromProto(ev.GetError())
-		if ferr == nil {
-			ferr = errs.New(errs.Internal, "")
-		}
-		return Outcome{Err: ferr}, true, nil
-	}
-	return Outcome{}, false, nil
+	return Outcome{Err: ferr}, true, nil
 }

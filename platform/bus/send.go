@@ -145,6 +145,9 @@ func (b *Bus) store(ctx context.Context, m *nats.Msg) (duplicate bool, err error
 		switch {
 		case errors.Is(err, context.Canceled):
 			return false, err
+		case errors.Is(err, nats.ErrMaxPayload):
+			return false, Permanent(&codedError{code: codeTooLarge, cause: err, msg: fmt.Sprintf(
+				"The message is %d bytes, more than the %d the message bus carries: send less.", len(m.Data)+headerSize(m.Header), b.nc.MaxPayload())})
 		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
 			return false, &codedError{code: codeTimeout, msg: "The message bus did not acknowledge in time: retry later.", cause: err}
 		default:
@@ -190,4 +193,15 @@ func messagingAttrs(subject, operation string) []attribute.KeyValue {
 		attribute.String("messaging.destination.name", subject),
 		attribute.String("messaging.operation.name", operation),
 	}
+}
+
+// headerSize approximates the bytes of h on the wire.
+func headerSize(h nats.Header) int {
+	n := 0
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
 }

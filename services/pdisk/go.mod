@@ -8,6 +8,7 @@ require (
 	github.com/nats-io/nats.go v1.55.0
 	golang.org/x/sys v0.49.0
 	google.golang.org/protobuf v1.36.12
+	stratuslab.dev/client v0.0.0
 	stratuslab.dev/platform v0.0.0
 	stratuslab.dev/proto v0.0.0
 )
@@ -66,6 +67,7 @@ require (
 )
 
 replace (
+	stratuslab.dev/client => ../../client
 	stratuslab.dev/platform => ../../platform
 	stratuslab.dev/proto => ../../proto
 )

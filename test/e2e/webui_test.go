@@ -692,6 +692,14 @@ func webHost(ctx context.Context, t *testing.T, b context.Context, base, passwor
 		t.Errorf("the Host list shows the host as %q, want it AVAILABLE and not in maintenance", row)
 	}
 	leave(t, tb, "open the host", chromedp.Click(chromedp.CSS(`#row-`+host+` a[href="/webui/Host/`+host+`"]`)))
+	// Its agent describes a host: the page offers no edit, which vmctl
+	// would refuse.
+	var edits int
+	run(t, tb, "look for an edit button", chromedp.WaitVisible(chromedp.CSS("#action-maintenance")),
+		into(chromedp.Evaluate[int](`document.querySelectorAll("#edit, #edit-json").length`), &edits))
+	if edits != 0 {
+		t.Errorf("the host page offers %d edit buttons, want none", edits)
+	}
 	for _, step := range []struct {
 		button, want string
 	}{{"action-maintenance", "true"}, {"action-enable", "false"}} {

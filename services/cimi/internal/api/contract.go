@@ -35,6 +35,10 @@ type Kind struct {
 	AddRole string
 	// ReadOnly kinds cannot be edited or deleted through CIMI.
 	ReadOnly bool
+	// Described kinds are written by their owner (a Host by its agent):
+	// callers with MODIFY may delete them and run their actions, and are
+	// offered no edit, which the owner refuses.
+	Described bool
 	// Actions are the action names resources of this kind accept, e.g.
 	// "start"; advertised with their action URI to callers who may modify.
 	Actions []string

@@ -19,7 +19,7 @@ func DefaultKinds() []Kind {
 			Actions: []string{"stop", "start", "restart", "shutdown", "attach_volume", "detach_volume"}},
 		{Name: "MachineConfiguration", Attr: "machineConfigs", Service: subject.Vmctl, AddRole: cimi.RoleAdmin, NameAttrs: []string{"name"}},
 		{Name: "MachineImage", Attr: "machineImages", Service: subject.Marketplace, AddRole: cimi.RoleUser, Actions: []string{"deprecate"}},
-		{Name: "Host", Attr: "hosts", Service: subject.Vmctl, Actions: []string{"maintenance", "enable"}},
+		{Name: "Host", Attr: "hosts", Service: subject.Vmctl, Described: true, Actions: []string{"maintenance", "enable"}},
 		{Name: "Job", Attr: "jobs", Service: subject.Cimi, ReadOnly: true},
 		{Name: "Event", Attr: "events", Service: subject.Cimi, ReadOnly: true},
 	}

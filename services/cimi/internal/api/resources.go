@@ -250,6 +250,9 @@ func (s *Service) decorate(k Kind, who cimi.Identity, doc Document) {
 	if len(ops) == 0 {
 		return
 	}
+	if k.Described {
+		ops = slices.DeleteFunc(ops, func(o cimi.Operation) bool { return o.Rel == cimi.RelEdit })
+	}
 	for _, a := range k.Actions {
 		ops = append(ops, cimi.Operation{Rel: cimi.ActionURI(a), Href: id + "/" + a})
 	}
@@ -430,6 +433,11 @@ func (s *Service) write(ctx context.Context, who cimi.Identity, k Kind, id, verb
 	if err := s.bus.Send(ctx, subj, meta, cmd); err != nil {
 		s.log.Error("cannot send a command", "subject", subj, "job", jobID, "error", err)
 		ferr := errs.Wrap(errs.Unavailable, err, fmt.Sprintf("The request could not be passed on to the %s service: retry later; administrators: check the message bus.", k.Service))
+		if errs.CodeOf(err) == errs.TooLarge {
+			// The body fitted the gateway's bound but not, with the
+			// command around it, one message of the bus.
+			ferr = errs.Wrap(errs.TooLarge, err, fmt.Sprintf("The request is too large to pass on to the %s service: %s", k.Service, errs.MessageOf(err)))
+		}
 		if jerr := s.jobs.Fail(context.WithoutCancel(ctx), jobID, ferr); jerr != nil {
 			s.log.Error("cannot mark a job failed", "job", jobID, "error", jerr)
 		}

@@ -110,6 +110,7 @@ func TestDecorate(t *testing.T) {
 	s := &Service{}
 	machine := Kind{Name: "Machine", Actions: []string{"start", "stop"}}
 	job := Kind{Name: "Job", ReadOnly: true}
+	host := Kind{Name: "Host", Described: true, Actions: []string{"maintenance"}}
 	acl := map[string]any{"owner": map[string]any{"principal": "alice", "type": "USER"},
 		"rules": []any{map[string]any{"principal": "::ANON", "type": "ROLE", "right": "VIEW"}}}
 	alice := cimi.Identity{User: "alice"}
@@ -124,6 +125,8 @@ func TestDecorate(t *testing.T) {
 		{machine, cimi.Identity{User: "bob"}, nil},
 		{machine, cimi.Identity{}, nil},
 		{job, admin, nil},
+		{host, admin, []string{"delete", cimi.ActionURI("maintenance")}},
+		{host, cimi.Identity{User: "bob"}, nil},
 	}
 	for _, tt := range tests {
 		doc := Document{"id": tt.kind.Name + "/1", "acl": acl, "operations": []any{"stale"}}
@@ -132,7 +135,7 @@ func TestDecorate(t *testing.T) {
 		ops, _ := doc["operations"].([]cimi.Operation)
 		for _, op := range ops {
 			rels = append(rels, op.Rel)
-			if op.Href != "Machine/1" && !strings.HasPrefix(op.Href, "Machine/1/") {
+			if id := tt.kind.Name + "/1"; op.Href != id && !strings.HasPrefix(op.Href, id+"/") {
 				t.Errorf("href %q is not relative to the resource", op.Href)
 			}
 		}

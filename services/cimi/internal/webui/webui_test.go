@@ -64,7 +64,7 @@ func (m *memResources) Kinds() []api.Kind {
 		{Name: "Volume", Attr: "volumes", AddRole: cimi.RoleUser},
 		{Name: "Machine", Attr: "machines", AddRole: cimi.RoleUser,
 			Actions: []string{"stop", "start", "restart", "shutdown", "attach_volume", "detach_volume"}},
-		{Name: "Host", Attr: "hosts", Actions: []string{"maintenance", "enable"}},
+		{Name: "Host", Attr: "hosts", Described: true, Actions: []string{"maintenance", "enable"}},
 	}
 	if m.configs {
 		kinds = append(kinds, api.Kind{Name: "MachineConfiguration", Attr: "machineConfigurations", AddRole: cimi.RoleAdmin})

@@ -3,12 +3,12 @@ package controller
 import (
 	"context"
 	"crypto/sha1"
-	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
 
+	"stratuslab.dev/client/metadata"
 	"stratuslab.dev/platform/errs"
 )
 
@@ -35,17 +35,13 @@ func digest(ctx context.Context, path string) (int64, string, error) {
 }
 
 // marketplaceID is the Marketplace identifier of an image whose SHA-1 is
-// sum (40 hex digits): its 160 bits in base64url with a zero byte in
-// front, which makes 28 digits, the first ("A") dropped. This is the
-// format of client/metadata.Identifier, which this module cannot import.
+// sum (40 hex digits).
 func marketplaceID(sum string) (string, error) {
 	raw, err := hex.DecodeString(sum)
 	if err != nil || len(raw) != sha1.Size {
 		return "", fmt.Errorf("pdisk: %q is not a SHA-1", sum)
 	}
-	var b [1 + sha1.Size]byte
-	copy(b[1:], raw)
-	return base64.RawURLEncoding.EncodeToString(b[:])[1:], nil
+	return metadata.Identifier([sha1.Size]byte(raw)), nil
 }
 
 // ctxReader stops a long read when ctx ends.

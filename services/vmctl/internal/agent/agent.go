@@ -71,6 +71,9 @@ type Agent struct {
 	// guest that stopped by itself before the scheduler records Stopped.
 	mu       sync.Mutex
 	stopping map[string]time.Time
+
+	// cpu measures the machines' CPU use from one heartbeat to the next.
+	cpu *cpuMeter
 }
 
 // New returns the agent of cfg.
@@ -90,7 +93,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Crash == nil {
 		cfg.Crash = func(string) {}
 	}
-	return &Agent{cfg: cfg, log: cfg.Log.With("host", cfg.HostID), stopping: map[string]time.Time{}}, nil
+	return &Agent{cfg: cfg, log: cfg.Log.With("host", cfg.HostID), stopping: map[string]time.Time{}, cpu: newCPUMeter()}, nil
 }
 
 // Register records the host and what it has.
@@ -177,12 +180,16 @@ func (a *Agent) heartbeat(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	usage := a.cpu.observe(time.Now(), doms)
 	info, err := a.info(ctx)
 	if err != nil {
 		return err
 	}
 	running, freeCPU, freeMem := load(info, doms)
-	return a.cfg.Hosts.Heartbeat(ctx, a.cfg.HostID, freeCPU, freeMem, running)
+	if err := a.cfg.Hosts.Heartbeat(ctx, a.cfg.HostID, freeCPU, freeMem, running); err != nil {
+		return err
+	}
+	return a.showCPU(ctx, usage)
 }
 
 // load counts the running domains and what the host has left once they

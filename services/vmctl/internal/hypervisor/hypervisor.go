@@ -108,6 +108,9 @@ type DomainStatus struct {
 	// CPU and MemoryMiB are what the domain was given.
 	CPU       int
 	MemoryMiB int64
+	// CPUTime is the processor time the domain has used since it started,
+	// all its CPUs together.
+	CPUTime time.Duration
 }
 
 // Info describes the host and its hypervisor.

@@ -398,7 +398,7 @@ func (l *Libvirt) List(ctx context.Context) ([]DomainStatus, error) {
 				return fail(err, "read a machine's name")
 			}
 			out = append(out, DomainStatus{UUID: id, Name: name, State: stateOf(info.State),
-				CPU: int(info.NrVirtCpu), MemoryMiB: int64(info.MaxMem >> 10)})
+				CPU: int(info.NrVirtCpu), MemoryMiB: int64(info.MaxMem >> 10), CPUTime: time.Duration(info.CpuTime)})
 		}
 		return nil
 	})

@@ -209,6 +209,10 @@ type Machine struct {
 	CPU     int    `json:"cpu"`
 	Memory  int64  `json:"memory"`
 	SwapMiB int64  `json:"swapMiB"`
+	// CPUPercent is the share of one CPU the machine used between its
+	// agent's last two heartbeats (a busy two-CPU machine shows 200),
+	// written when it moves by a few points.
+	CPUPercent int `json:"cpuPercent,omitempty"`
 
 	Image      Image       `json:"image"`
 	Disks      []Disk      `json:"disks,omitempty"`

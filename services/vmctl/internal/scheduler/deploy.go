@@ -358,16 +358,24 @@ func (s *Scheduler) boot(ctx context.Context, m *machine.Machine) (machine.Detai
 	}
 	spec.Context = &machinev1.DomainContext{DiskSpec: specJSON}
 	host := strings.TrimPrefix(m.Host, hosts.DocumentID(""))
-	if _, err := s.call(ctx, subject.HostCommand(host, subject.VerbDefineDomain), stepID(m.UUID, "define"),
-		&machinev1.DefineDomain{MachineUuid: m.UUID, Spec: spec}); err != nil {
+	define := &machinev1.DefineDomain{MachineUuid: m.UUID, Spec: spec}
+	if _, err := s.call(ctx, subject.HostCommand(host, subject.VerbDefineDomain), stepID(m.UUID, "define"), define); err != nil {
 		return "", err
 	}
 	if s.ended(ctx, m.UUID) {
 		return "", s.undoBoot(ctx, m, host, "define")
 	}
 	s.cfg.Crash("vmctl.scheduler.defined")
-	if _, err := s.call(ctx, subject.HostCommand(host, subject.VerbStartDomain), stepID(m.UUID, "start"),
-		&machinev1.StartDomain{MachineUuid: m.UUID}); err != nil {
+	_, err = s.call(ctx, subject.HostCommand(host, subject.VerbStartDomain), stepID(m.UUID, "start"), &machinev1.StartDomain{MachineUuid: m.UUID})
+	if errs.CodeOf(err) == errs.NotFound {
+		// The host forgot the definition between the two steps: its
+		// agent restarted on a hypervisor that keeps no domains (the test
+		// driver), or an administrator removed it. Defined again, once.
+		if _, err = s.call(ctx, subject.HostCommand(host, subject.VerbDefineDomain), stepID(m.UUID, "define-again"), define); err == nil {
+			_, err = s.call(ctx, subject.HostCommand(host, subject.VerbStartDomain), stepID(m.UUID, "start-again"), &machinev1.StartDomain{MachineUuid: m.UUID})
+		}
+	}
+	if err != nil {
 		return "", err
 	}
 	if s.ended(ctx, m.UUID) {

@@ -566,6 +566,9 @@ type countingHV struct {
 	// holdDefine, when it returns a channel, makes Define wait until it
 	// is closed, as a slow host would.
 	holdDefine func(id string) <-chan struct{}
+	// forgetFirst removes each domain's definition at its first start, as
+	// a host that restarted in between without its domains would.
+	forgetFirst bool
 }
 
 func (h *countingHV) note(id, call string) {
@@ -607,6 +610,14 @@ func (h *countingHV) Define(ctx context.Context, d hypervisor.Domain) error {
 
 func (h *countingHV) Start(ctx context.Context, id string) error {
 	h.note(id, "start")
+	h.mu.Lock()
+	forget := h.forgetFirst
+	h.mu.Unlock()
+	if forget && h.count(id, "start") == 1 {
+		if err := h.Hypervisor.Undefine(ctx, id); err != nil {
+			return err
+		}
+	}
 	return h.Hypervisor.Start(ctx, id)
 }
 

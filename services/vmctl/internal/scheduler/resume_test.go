@@ -9,6 +9,7 @@ import (
 
 	"stratuslab.dev/platform/errs"
 	"stratuslab.dev/proto/subject"
+	"stratuslab.dev/services/vmctl/internal/hypervisor"
 	"stratuslab.dev/services/vmctl/internal/machine"
 	"stratuslab.dev/services/vmctl/internal/scheduler"
 )
@@ -160,5 +161,24 @@ func TestTeardownResumes(t *testing.T) {
 				": it re-sent a command already carried out under the same id within JetStream's duplicate window, which the bus dropped")
 			e.checkReleased(id)
 		})
+	}
+}
+
+// TestStartRedefinesForgottenDomain: a host that forgot a domain between
+// its define and its start (its agent restarted on a hypervisor that keeps
+// no domains) gets it defined again, once, and the machine runs.
+func TestStartRedefinesForgottenDomain(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, options{})
+	e.hv.mu.Lock()
+	e.hv.forgetFirst = true
+	e.hv.mu.Unlock()
+	id := e.mustCreate(map[string]any{"image": uuid.NewString()})
+	e.waitState(id, machine.Running)
+	if got := e.hv.callsOf(id); strings.Join(got, ",") != "define,start,define,start" {
+		t.Errorf("the agent was asked %v, want define, start, define, start", got)
+	}
+	if st, err := e.hv.State(e.ctx, id); err != nil || st != hypervisor.Running {
+		t.Errorf("domain state %v, %v", st, err)
 	}
 }

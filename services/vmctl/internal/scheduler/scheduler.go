@@ -393,6 +393,10 @@ func (s *Scheduler) call(ctx context.Context, subj, commandID string, msg proto.
 	return s.callWithin(ctx, s.cfg.StepWait, subj, commandID, msg)
 }
 
+// outcomePoll is how often a resumed step reads its command's recorded
+// outcome.
+const outcomePoll = 250 * time.Millisecond
+
 // callWithin sends a step's command as the actor in ctx (the machine's
 // owner, for pdisk to check its rights) and waits up to wait for its
 // outcome. A step resumed after a crash sends its command again under the
@@ -407,18 +411,38 @@ func (s *Scheduler) callWithin(ctx context.Context, wait time.Duration, subj, co
 	if err != nil {
 		return bus.Outcome{}, err
 	}
+	wctx, stop := context.WithTimeout(ctx, wait)
+	defer stop()
+	// A command sent before (this step resumed after a crash) may have
+	// ended while nobody listened, or end while its event is dropped as a
+	// duplicate of one that passed: its recorded outcome is read until it
+	// shows.
+	var poll <-chan time.Time
 	if sentBefore {
-		if o, found, err := s.cfg.Bus.Outcome(ctx, commandID); err == nil && found {
+		t := time.NewTicker(outcomePoll)
+		defer t.Stop()
+		poll = t.C
+	}
+	recorded := func() (bus.Outcome, bool) {
+		o, found, err := s.cfg.Bus.Outcome(wctx, commandID)
+		return o, err == nil && found
+	}
+	if sentBefore {
+		if o, ok := recorded(); ok {
 			return o, o.Err
 		}
 	}
-	wctx, stop := context.WithTimeout(ctx, wait)
-	defer stop()
-	select {
-	case o := <-done:
-		return o, o.Err
-	case <-wctx.Done():
-		return bus.Outcome{}, errs.Errorf(errs.Timeout, "No answer to %s within %s.", subj, wait)
+	for {
+		select {
+		case o := <-done:
+			return o, o.Err
+		case <-poll:
+			if o, ok := recorded(); ok {
+				return o, o.Err
+			}
+		case <-wctx.Done():
+			return bus.Outcome{}, errs.Errorf(errs.Timeout, "No answer to %s within %s.", subj, wait)
+		}
 	}
 }
 
