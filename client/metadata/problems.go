@@ -89,6 +89,22 @@ func (ps Problems) Error() string {
 	return b.String()
 }
 
+// Refusal is how a Marketplace words an entry refused for ps: "Entry
+// refused (rule, ...): what is wrong; what else is wrong." Each rule is
+// named once, in the order first broken.
+func (ps Problems) Refusal() string {
+	seen := map[string]bool{}
+	var rules, reasons []string
+	for _, p := range ps {
+		if !seen[p.Rule] {
+			seen[p.Rule] = true
+			rules = append(rules, p.Rule)
+		}
+		reasons = append(reasons, strings.TrimSuffix(p.Message, "."))
+	}
+	return fmt.Sprintf("Entry refused (%s): %s.", strings.Join(rules, ", "), strings.Join(reasons, "; "))
+}
+
 // Has reports whether a problem breaks the named rule.
 func (ps Problems) Has(rule string) bool {
 	for _, p := range ps {

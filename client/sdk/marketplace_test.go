@@ -166,10 +166,12 @@ func TestMarketplaceRoundTrip(t *testing.T) {
 	if err != nil || up.Key != want || up.Location != srv.URL+"/marketplace/metadata/"+want.String() || !strings.HasPrefix(up.ID, "MachineImage/") {
 		t.Fatalf("Upload = %+v, %v", up, err)
 	}
-	if _, err := user.Upload(ctx, doc); !IsCode(err, "conflict") {
+	// Refusals are the Marketplace's: a stable code, and the rule broken
+	// named in the message.
+	if _, err := user.Upload(ctx, doc); !IsCode(err, "conflict") || !strings.HasPrefix(err.Error(), "Entry refused (already-uploaded): ") {
 		t.Errorf("second upload: %v", err)
 	}
-	if _, err := user.Upload(ctx, bytes.Replace(doc, []byte("test-tag"), []byte("evil-tag"), 1)); !IsCode(err, "signature-digest") {
+	if _, err := user.Upload(ctx, bytes.Replace(doc, []byte("test-tag"), []byte("evil-tag"), 1)); !IsCode(err, "invalid") || !strings.HasPrefix(err.Error(), "Entry refused (signature-digest): ") {
 		t.Errorf("tampered upload: %v", err)
 	}
 	anon := New(srv.URL).Marketplace(srv.URL)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"os"
@@ -85,12 +86,15 @@ func TestMachines(t *testing.T) {
 			t.Errorf("create %.100v: %v, want a 400 with a message", body, err)
 		}
 	}
-	// A body the gateway reads but that cannot travel to vmctl in one
-	// message of the bus.
-	_, err := asAlice.Create(ctx, "Machine", map[string]any{"image": disk, "description": strings.Repeat("x", 1000<<10)})
+	// A body just under the gateway's bound (1 MiB), which cannot travel
+	// to vmctl in one message of the bus once the command wraps it.
+	body := map[string]any{"image": disk, "userData": ""}
+	enc, _ := json.Marshal(body)
+	body["userData"] = strings.Repeat("x", 1<<20-64-len(enc))
+	_, err := asAlice.Create(ctx, "Machine", body)
 	var e *sdk.Error
 	if !errors.As(err, &e) || e.Status != http.StatusRequestEntityTooLarge || !strings.Contains(e.Message, "too large") {
-		t.Errorf("create with a body of 1000 KiB: %v, want a 413 saying it is too large", err)
+		t.Errorf("create with a body of 1 MiB less 64 bytes: %v, want a 413 saying it is too large", err)
 	}
 	if got := countMachines(ctx, t, asAlice); got != before {
 		t.Errorf("bad input made machines: %d, then %d", before, got)

@@ -119,8 +119,8 @@ func TestMarketplaceCommands(t *testing.T) {
 	}
 	code, out, errOut = w.run("upload-metadata", alpha, tampered)
 	if code != 1 || out != "" ||
-		!strings.Contains(errOut, alpha+": the Marketplace refused it: The Marketplace already holds the entry "+idA) ||
-		!strings.Contains(errOut, tampered+": the Marketplace refused it: The entry's signature is not valid: ") || !strings.Contains(errOut, "(400 signature-digest)") {
+		!strings.Contains(errOut, alpha+": the Marketplace refused it: Entry refused (already-uploaded): this entry ("+idA) || !strings.Contains(errOut, "(409 conflict)\n") ||
+		!strings.Contains(errOut, tampered+": the Marketplace refused it: Entry refused (signature-digest): ") || !strings.Contains(errOut, "(400 invalid)\n") {
 		t.Errorf("refused uploads: %d %q %q", code, out, errOut)
 	}
 
@@ -277,7 +277,7 @@ func TestMarketplaceEndpoint(t *testing.T) {
 		}
 	}
 	code, _, errOut := w.run("upload-metadata", "--marketplace-endpoint", srv.URL, alpha)
-	if code != 1 || !strings.Contains(errOut, "the Marketplace "+srv.URL+"/marketplace wants credentials (401: Log in to upload an entry.)") {
+	if code != 1 || !strings.Contains(errOut, "the Marketplace "+srv.URL+"/marketplace wants credentials (401: Log in to upload Marketplace entries.)") {
 		t.Errorf("upload elsewhere: %d %q", code, errOut)
 	}
 	for _, r := range other.Requests() {

@@ -220,7 +220,7 @@ func TestValidateMetadataNamesTheRule(t *testing.T) {
 		{"doctype", doctypeFile, nil, "  well-formed: "},
 		{"missing", filepath.Join(home, "nope.xml"), nil, "  readable: "},
 		{"huge", hugeFile, nil, "  document-size: "},
-		{"untrusted issuer", goodFile, []string{"--trusted-cas", john.ca}, "  certificate-trusted: "},
+		{"untrusted issuer", goodFile, []string{"--trusted-cas", john.ca}, "  trusted-ca: "},
 	} {
 		args := append(append([]string{"validate-metadata"}, tc.extra...), tc.file)
 		code, out, errOut := stratus(t, home, nil, tty{}, args...)

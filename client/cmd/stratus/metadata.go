@@ -22,39 +22,6 @@ import (
 // the signing credentials, and naming the rule each failure breaks. The
 // commands are in cmd_metadata.go and cmd_images.go.
 
-// Rules of the signature, named as metadata names its rules, so that
-// every problem validate-metadata prints starts with a stable name.
-const (
-	ruleSignaturePresent   = "signature-present"   // the entry carries an enveloped signature
-	ruleSignatureStructure = "signature-structure" // one Signature, last child of the root, Reference URI=""
-	ruleSignatureDigest    = "signature-digest"    // the document is what was signed (not tampered)
-	ruleSignatureValue     = "signature-value"     // the certificate's key made the signature
-	ruleSignatureAlgorithm = "signature-algorithm" // RSA with SHA-1 or better, inclusive or exclusive C14N
-	ruleSignatureKeySize   = "signature-key-size"  // RSA keys of 2048 bits or more
-	ruleCertificateTrusted = "certificate-trusted" // the certificate chains to --trusted-cas
-)
-
-// signatureRule names the rule an error of xmlsig.Verify breaks.
-func signatureRule(err error) string {
-	for _, r := range []struct {
-		err  error
-		rule string
-	}{
-		{xmlsig.ErrMalformedXML, metadata.RuleWellFormed},
-		{xmlsig.ErrSignatureMissing, ruleSignaturePresent},
-		{xmlsig.ErrDigestMismatch, ruleSignatureDigest},
-		{xmlsig.ErrSignatureInvalid, ruleSignatureValue},
-		{xmlsig.ErrUntrusted, ruleCertificateTrusted},
-		{xmlsig.ErrUnsupportedAlgorithm, ruleSignatureAlgorithm},
-		{xmlsig.ErrWeakKey, ruleSignatureKeySize},
-	} {
-		if errors.Is(err, r.err) {
-			return r.rule
-		}
-	}
-	return ruleSignatureStructure
-}
-
 // problemLines turns an error about an entry into lines that start with
 // the rule it breaks: each of metadata's Problems, or the signature rule.
 func problemLines(err error) []string {
@@ -66,7 +33,7 @@ func problemLines(err error) []string {
 		}
 		return lines
 	}
-	return []string{signatureRule(err) + ": " + strings.TrimPrefix(err.Error(), "xmlsig: ")}
+	return []string{metadata.SignatureRule(err) + ": " + strings.TrimPrefix(err.Error(), "xmlsig: ")}
 }
 
 // entryError is an error about the entry of a file: it prints as the file

@@ -1,6 +1,7 @@
 package fakecloud
 
 import (
+	"bytes"
 	"cmp"
 	"crypto/sha1"
 	"encoding/json"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"stratuslab.dev/client/metadata"
 	"stratuslab.dev/client/metadata/xmlsig"
@@ -60,44 +62,65 @@ func (c *Cloud) marketplace(w http.ResponseWriter, r *http.Request, user, path s
 	}
 }
 
-// sigCode names the signature rule an xmlsig error breaks.
-func sigCode(err error) string {
-	for _, s := range []struct {
-		err  error
-		code string
-	}{
-		{xmlsig.ErrMalformedXML, metadata.RuleWellFormed},
-		{xmlsig.ErrSignatureMissing, "signature-missing"},
-		{xmlsig.ErrDigestMismatch, "signature-digest"},
-		{xmlsig.ErrSignatureInvalid, "signature-value"},
-		{xmlsig.ErrWeakKey, "signature-key"},
-		{xmlsig.ErrUnsupportedAlgorithm, "signature-algorithm"},
-	} {
-		if errors.Is(err, s.err) {
-			return s.code
-		}
-	}
-	return "signature-structure"
+// Upload refusals are the service's, rule for rule: the rule names of
+// package metadata (metadata.SignatureRule for the signature), the error
+// code and status the gateway answers with (invalid: 400, conflict: 409,
+// too_large: 413), and the message metadata.Problems.Refusal words. The
+// reasons follow services/marketplace/internal/upload and its
+// controller's sentences. The fake has no site policy: every endorser may
+// upload and any certificate proves who signed (no trusted-ca or
+// endorser-allowed refusal).
+
+// pdiskScheme starts the location of an image kept in a pdisk volume.
+const pdiskScheme = "pdisk:"
+
+// refuse answers an upload refused under the rules of ps.
+func refuse(w http.ResponseWriter, status int, code string, ps metadata.Problems) {
+	writeErr(w, status, code, ps.Refusal())
 }
 
-// refuse writes the Problems of err as a 400 whose code is the first rule.
-func refuse(w http.ResponseWriter, err error) {
+// refuseRule answers an upload refused under one rule.
+func refuseRule(w http.ResponseWriter, status int, code, rule, format string, args ...any) {
+	refuse(w, status, code, metadata.Problems{{Rule: rule, Message: fmt.Sprintf(format, args...)}})
+}
+
+// refuseProblems answers an upload refused for err, the Problems of
+// metadata's Parse, CheckEndorser or Validate, as invalid (400).
+func refuseProblems(w http.ResponseWriter, err error) {
 	var ps metadata.Problems
 	if errors.As(err, &ps) && len(ps) > 0 {
-		msgs := make([]string, len(ps))
-		for i, p := range ps {
-			msgs[i] = p.String()
-		}
-		writeErr(w, 400, ps[0].Rule, "The entry breaks the Marketplace's rules: "+strings.Join(msgs, "; ")+".")
+		refuse(w, 400, "invalid", ps)
 		return
 	}
 	writeErr(w, 400, "invalid", err.Error())
 }
 
-// uploadImage checks and stores a signed entry sent as XML.
+// signatureHint is what the service adds to an xmlsig error, by rule
+// (upload.fromSignature's hints, copied: they are advice, not a contract,
+// and the service keeps them to itself).
+func signatureHint(rule string) string {
+	switch rule {
+	case metadata.RuleWellFormed:
+		return ""
+	case metadata.RuleSignaturePresent:
+		return "sign it with stratus sign-metadata before uploading it"
+	case metadata.RuleSignatureKeySize:
+		return "sign with a key of at least 2048 bits"
+	case metadata.RuleSignatureDigest:
+		return "sign the entry again after changing it"
+	case metadata.RuleTrustedCA:
+		return "this Marketplace accepts certificates of the authorities its administrators trust (trusted-cas)"
+	}
+	return "sign the entry again with stratus sign-metadata"
+}
+
+// uploadImage checks and stores a signed entry sent as XML, in the
+// service's order: the document, its signature, what the signature
+// covers, the endorser against the certificate, the entry's rules, and
+// last the stored entries of the same identifier and endorser.
 func (c *Cloud) uploadImage(w http.ResponseWriter, r *http.Request, user string) {
 	if user == "" {
-		writeErr(w, 401, "unauthorized", "Log in to upload an entry.")
+		writeErr(w, 401, "unauthorized", "Log in to upload Marketplace entries.")
 		return
 	}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/xml" && mt != "text/xml" {
@@ -106,39 +129,71 @@ func (c *Cloud) uploadImage(w http.ResponseWriter, r *http.Request, user string)
 	}
 	data, _ := io.ReadAll(io.LimitReader(r.Body, metadata.MaxDocumentSize+1))
 	if len(data) > metadata.MaxDocumentSize {
-		writeErr(w, 400, metadata.RuleDocumentSize, "The entry is larger than 1 MiB.")
+		// The gateway refuses it before the Marketplace sees it.
+		refuseRule(w, 413, "too_large", metadata.RuleDocumentSize, "an entry may have at most %d bytes (1 MiB)", metadata.MaxDocumentSize)
+		return
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		writeErr(w, 400, "invalid", "The upload holds no entry: send the signed XML that stratus sign-metadata writes.")
+		return
+	}
+	if !utf8.Valid(data) {
+		refuseRule(w, 400, "invalid", metadata.RuleWellFormed, "the document is not UTF-8 text")
+		return
+	}
+	if _, err := metadata.Parse(data); err != nil {
+		refuseProblems(w, err)
 		return
 	}
 	now := time.Now()
 	res, err := xmlsig.Verify(data, xmlsig.VerifyOptions{Now: now})
 	if err != nil {
-		writeErr(w, 400, sigCode(err), "The entry's signature is not valid: "+err.Error()+".")
+		rule, msg := metadata.SignatureRule(err), err.Error()
+		if hint := signatureHint(rule); hint != "" {
+			msg += "; " + hint
+		}
+		refuseRule(w, 400, "invalid", rule, "%s", msg)
 		return
 	}
+	// The entry is read from what the signature covers, as the service
+	// reads it.
 	e, err := metadata.Parse(res.Signed)
 	if err != nil {
-		refuse(w, err)
-		return
-	}
-	if err := validForUpload(e, now); err != nil {
-		refuse(w, err)
+		refuseProblems(w, err)
 		return
 	}
 	if err := metadata.CheckEndorser(e, res.Certificate); err != nil {
-		refuse(w, err)
+		refuseProblems(w, err)
+		return
+	}
+	if err := validForUpload(e, now); err != nil {
+		refuseProblems(w, err)
 		return
 	}
 	email := e.Endorsement.Endorser.Email
 	endorsed := e.Endorsement.Created
-	if newest := c.newestImage(user, e.Identifier, email, statusAll); newest != nil {
-		switch last, _ := newest["endorsed"].(string); {
-		case last == endorsed:
-			writeErr(w, 409, "conflict", fmt.Sprintf("The Marketplace already holds the entry %s endorsed by %s on %s.", e.Identifier, email, endorsed))
-			return
-		case endorsed < last: // the fixed-width UTC dates sort as text
-			writeErr(w, 400, "older-than-newest", fmt.Sprintf("The entry is endorsed on %s, not after the newest entry of %s by %s (%s): sign it again.", endorsed, e.Identifier, email, last))
+	newest, newestID := "", ""
+	for id, d := range c.docs {
+		if !strings.HasPrefix(id, imagePrefix) || d["draft"] == true || d["identifier"] != e.Identifier || !strings.EqualFold(endorserEmail(d), email) {
+			continue
+		}
+		last, _ := d["endorsed"].(string)
+		if last == endorsed && sameEntry(e, d) {
+			refuseRule(w, 409, "conflict", metadata.RuleAlreadyUploaded, "this entry (%s, endorsed by %s at %s) is stored already as %s", e.Identifier, email, endorsed, id)
 			return
 		}
+		// The fixed-width UTC dates sort as text; of two as new, the
+		// smaller id is named, so that the message does not depend on the
+		// map's order.
+		if last > newest || (last == newest && id < newestID) {
+			newest, newestID = last, id
+		}
+	}
+	if newest != "" && newest >= endorsed {
+		refuseRule(w, 400, "invalid", metadata.RuleNewerThanStored,
+			"%s has a newer entry from %s, endorsed at %s (%s); this one was endorsed at %s: an entry must be newer than the stored ones of its identifier and endorser",
+			e.Identifier, email, newest, newestID, endorsed)
+		return
 	}
 	if e.Deprecated != "" {
 		// A newer signed entry deprecates the image: its history too.
@@ -157,19 +212,67 @@ func (c *Cloud) uploadImage(w http.ResponseWriter, r *http.Request, user string)
 	writeJSON(w, 201, map[string]any{"status": 201, "message": "created", "resource-id": id})
 }
 
-// validForUpload is Validate, except that an entry deprecating an image
-// may have expired: that is how an endorser withdraws an old one.
+// sameEntry reports whether the stored document d holds the entry e: the
+// same content, however it was signed. The service compares the entries
+// too, not the bytes, so that signing an entry again does not make it new.
+func sameEntry(e *metadata.Entry, d map[string]any) bool {
+	xml, _ := d["xml"].(string)
+	stored, err := metadata.Parse([]byte(xml))
+	if err != nil {
+		return false
+	}
+	a, err1 := metadata.Render(e)
+	b, err2 := metadata.Render(stored)
+	return err1 == nil && err2 == nil && bytes.Equal(a, b)
+}
+
+// validForUpload is Validate with the service's two exceptions: an entry
+// deprecating an image may have expired (that is how an endorser
+// withdraws an old one), and a location may name a pdisk volume
+// ("pdisk:<uuid>"), which is how an author keeps an image private.
 func validForUpload(e *metadata.Entry, now time.Time) error {
 	err := e.Validate(now)
 	var ps metadata.Problems
-	if err == nil || e.Deprecated == "" || !errors.As(err, &ps) {
+	if err == nil || !errors.As(err, &ps) {
 		return err
 	}
-	ps = slices.DeleteFunc(slices.Clone(ps), func(p metadata.Problem) bool { return p.Rule == metadata.RuleNotExpired })
+	ps = slices.DeleteFunc(slices.Clone(ps), func(p metadata.Problem) bool {
+		switch p.Rule {
+		case metadata.RuleNotExpired:
+			return e.Deprecated != ""
+		case metadata.RuleLocationURL:
+			var i int
+			if _, err := fmt.Sscanf(p.Field, "locations[%d]", &i); err == nil && i >= 0 && i < len(e.Locations) {
+				return pdiskLocation(e.Locations[i])
+			}
+		}
+		return false
+	})
 	if len(ps) == 0 {
 		return nil
 	}
 	return ps
+}
+
+// pdiskLocation reports whether loc is "pdisk:" and a volume's uuid.
+func pdiskLocation(loc string) bool {
+	rest, ok := strings.CutPrefix(loc, pdiskScheme)
+	if !ok || len(rest) != 36 {
+		return false
+	}
+	for i, r := range rest {
+		switch i {
+		case 8, 13, 18, 23:
+			if r != '-' {
+				return false
+			}
+		default:
+			if !strings.ContainsRune("0123456789abcdefABCDEF", r) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // imageDoc is the MachineImage document of e, without what the upload or
@@ -268,18 +371,6 @@ func (c *Cloud) images(user string, match func(doc map[string]any, status string
 		return cmp.Or(-compareValues(a["endorsed"], b["endorsed"]), strings.Compare(fmt.Sprint(a["id"]), fmt.Sprint(b["id"])))
 	})
 	return out
-}
-
-// newestImage is the newest entry of identifier (by email, when given) that
-// the status filter allows, or nil.
-func (c *Cloud) newestImage(user, identifier, email, status string) map[string]any {
-	found := c.images(user, func(d map[string]any, st string) bool {
-		return d["identifier"] == identifier && (email == "" || strings.EqualFold(endorserEmail(d), email)) && allows(status, st)
-	})
-	if len(found) == 0 {
-		return nil
-	}
-	return found[0]
 }
 
 // searchImages answers GET /marketplace/metadata: a collection document
@@ -422,7 +513,7 @@ func (c *Cloud) addDraft(owner string, save map[string]any, volume string) strin
 	xml, _ := metadata.Render(e)
 	uuid := nameUUID(id + "/draft/" + volume)
 	doc["id"], doc["owner"], doc["draft"], doc["volume"] = imagePrefix+uuid, owner, true, "Volume/"+volume
-	doc["endorsed"], doc["locations"], doc["xml"] = metadata.FormatTime(now), []string{"pdisk:" + volume}, string(xml)
+	doc["endorsed"], doc["locations"], doc["xml"] = metadata.FormatTime(now), []string{pdiskScheme + volume}, string(xml)
 	c.docs[imagePrefix+uuid] = doc
 	return id
 }

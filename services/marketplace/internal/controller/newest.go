@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"stratuslab.dev/client/metadata"
 	"stratuslab.dev/platform/cimi"
 	"stratuslab.dev/platform/errs"
 	"stratuslab.dev/platform/store"
@@ -104,7 +105,7 @@ func (c *Controller) claim(ctx context.Context, id string, im catalog.Image) err
 			continue
 		}
 		if im.Endorsed == cur.Endorsed && !exists {
-			return upload.Refuse(errs.Conflict, upload.RuleAlreadyUploaded, "an entry of %s endorsed by %s at %s is being uploaded by another request, as %s", im.Identifier, im.Endorser.Email, im.Endorsed, cur.Image)
+			return upload.Refuse(errs.Conflict, metadata.RuleAlreadyUploaded, "an entry of %s endorsed by %s at %s is being uploaded by another request, as %s", im.Identifier, im.Endorser.Email, im.Endorsed, cur.Image)
 		}
 		return c.olderThanStored(ctx, id, im, cur.Endorsed, cur.Image)
 	}
@@ -129,14 +130,14 @@ func (c *Controller) olderThanStored(ctx context.Context, id string, im catalog.
 			continue
 		}
 		if other.Endorsed == im.Endorsed && sameEntry(other, im) {
-			return upload.Refuse(errs.Conflict, upload.RuleAlreadyUploaded, "this entry (%s, endorsed by %s at %s) is stored already as %s", im.Identifier, im.Endorser.Email, im.Endorsed, d.ID)
+			return upload.Refuse(errs.Conflict, metadata.RuleAlreadyUploaded, "this entry (%s, endorsed by %s at %s) is stored already as %s", im.Identifier, im.Endorser.Email, im.Endorsed, d.ID)
 		}
 		if other.Endorsed > newestDate {
 			newestDate, newestID = other.Endorsed, d.ID
 		}
 	}
 	if newestDate != "" && newestDate >= im.Endorsed {
-		return upload.Refuse(errs.Invalid, upload.RuleNewerThanStored,
+		return upload.Refuse(errs.Invalid, metadata.RuleNewerThanStored,
 			"%s has a newer entry from %s, endorsed at %s (%s); this one was endorsed at %s: an entry must be newer than the stored ones of its identifier and endorser",
 			im.Identifier, im.Endorser.Email, newestDate, newestID, im.Endorsed)
 	}

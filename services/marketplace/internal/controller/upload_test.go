@@ -18,7 +18,6 @@ import (
 	"stratuslab.dev/services/marketplace/internal/controller"
 	"stratuslab.dev/services/marketplace/internal/mptest"
 	"stratuslab.dev/services/marketplace/internal/settings"
-	"stratuslab.dev/services/marketplace/internal/upload"
 )
 
 // TestUploadStoresTheEntry: an accepted entry is a MachineImage document
@@ -93,21 +92,21 @@ func TestUploadRefusals(t *testing.T) {
 		{name: "not well-formed", doc: good[:200], code: errs.Invalid, rule: metadata.RuleWellFormed},
 		{name: "a DOCTYPE", doc: bytes.Replace(good, []byte("<rdf:RDF"), []byte("<!DOCTYPE rdf:RDF SYSTEM \"http://example.org/x.dtd\">\n<rdf:RDF"), 1),
 			code: errs.Invalid, rule: metadata.RuleNoDoctype},
-		{name: "unsigned", doc: unsigned, code: errs.Invalid, rule: upload.RuleSignaturePresent, detail: "stratus sign-metadata"},
-		{name: "tampered", doc: bytes.Replace(good, []byte("Test image"), []byte("Evil image"), 1), code: errs.Invalid, rule: upload.RuleSignatureDigest},
+		{name: "unsigned", doc: unsigned, code: errs.Invalid, rule: metadata.RuleSignaturePresent, detail: "stratus sign-metadata"},
+		{name: "tampered", doc: bytes.Replace(good, []byte("Test image"), []byte("Evil image"), 1), code: errs.Invalid, rule: metadata.RuleSignatureDigest},
 		{name: "signed by bob, claiming alice", doc: mptest.SignAsIs(t, claimsAlice, p.bob), code: errs.Invalid,
 			rule: metadata.RuleEndorserMatchesCertificate},
 		{name: "expired", doc: expired, code: errs.Invalid, rule: metadata.RuleNotExpired, detail: "expired at"},
 		{name: "older than the stored version", doc: mptest.Sign(t, entry("versioned"), p.alice, now.Add(-2*time.Hour)),
-			code: errs.Invalid, rule: upload.RuleNewerThanStored, detail: "endorsed at " + metadata.FormatTime(now.Add(-time.Hour))},
+			code: errs.Invalid, rule: metadata.RuleNewerThanStored, detail: "endorsed at " + metadata.FormatTime(now.Add(-time.Hour))},
 		{name: "as old as the stored version, another title", doc: mptest.Sign(t, mptest.Entry(t, mptest.Image{Content: "versioned", Title: "Other"}), p.alice, now.Add(-time.Hour)),
-			code: errs.Invalid, rule: upload.RuleNewerThanStored},
-		{name: "the same entry, signed again", doc: mptest.Sign(t, twiceEntry, p.alice, now.Add(-time.Hour)), code: errs.Conflict, rule: upload.RuleAlreadyUploaded, detail: twiceID},
-		{name: "the same entry twice", doc: twice, code: errs.Conflict, rule: upload.RuleAlreadyUploaded, detail: twiceID},
+			code: errs.Invalid, rule: metadata.RuleNewerThanStored},
+		{name: "the same entry, signed again", doc: mptest.Sign(t, twiceEntry, p.alice, now.Add(-time.Hour)), code: errs.Conflict, rule: metadata.RuleAlreadyUploaded, detail: twiceID},
+		{name: "the same entry twice", doc: twice, code: errs.Conflict, rule: metadata.RuleAlreadyUploaded, detail: twiceID},
 		{name: "not in the allow-list", doc: good, set: func(s *settings.Settings) { s.Endorsers = []string{"bob@example.org"} },
-			code: errs.Invalid, rule: upload.RuleEndorserAllowed},
+			code: errs.Invalid, rule: metadata.RuleEndorserAllowed},
 		{name: "untrusted CA", doc: mptest.Sign(t, entry("outsider"), p.outsider, now),
-			set: func(s *settings.Settings) { s.TrustedCAs = string(p.ca.CertPEM()) }, code: errs.Invalid, rule: upload.RuleTrustedCA},
+			set: func(s *settings.Settings) { s.TrustedCAs = string(p.ca.CertPEM()) }, code: errs.Invalid, rule: metadata.RuleTrustedCA},
 		{name: "no metadata", body: `{"name": "x"}`, code: errs.Invalid, detail: `takes one attribute, "metadata"`},
 		{name: "metadata not a string", body: `{"metadata": 42}`, code: errs.Invalid, detail: `needs "metadata"`},
 		{name: "anonymous", actor: anon, doc: good, code: errs.Forbidden},
@@ -166,7 +165,7 @@ func TestConcurrentUploads(t *testing.T) {
 			switch {
 			case o.ok():
 				ok++
-			case o.code == errs.Conflict && strings.Contains(o.message, upload.RuleAlreadyUploaded):
+			case o.code == errs.Conflict && strings.Contains(o.message, metadata.RuleAlreadyUploaded):
 				conflicts++
 			default:
 				t.Errorf("round %d: unexpected outcome %s %q", round, o.code, o.message)
@@ -186,7 +185,7 @@ func TestConcurrentUploads(t *testing.T) {
 		if !o2.ok() {
 			t.Fatalf("round %d: the newer version was refused: %s", round, o2.message)
 		}
-		if !o1.ok() && !strings.Contains(o1.message, upload.RuleNewerThanStored) {
+		if !o1.ok() && !strings.Contains(o1.message, metadata.RuleNewerThanStored) {
 			t.Fatalf("round %d: the older version: %s %q", round, o1.code, o1.message)
 		}
 		if o1.ok() {

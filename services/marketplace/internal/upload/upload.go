@@ -23,22 +23,6 @@ import (
 	"stratuslab.dev/services/marketplace/internal/catalog"
 )
 
-// Rules of the marketplace, beside the metadata package's (Parse,
-// Validate, CheckEndorser). Like those, they are stable: scripts and
-// tests may look for them in messages.
-const (
-	RuleSignaturePresent   = "signature-present"   // the entry carries an XML-DSig Signature
-	RuleSignatureShape     = "signature-shape"     // one enveloped signature over the whole document
-	RuleSignatureAlgorithm = "signature-algorithm" // RSA with SHA-1 or better, known canonicalization
-	RuleSignatureKeySize   = "signature-key-size"  // RSA keys of 2048 bits (1024 with allow-legacy-keys)
-	RuleSignatureDigest    = "signature-digest"    // the document is what was signed (not tampered)
-	RuleSignatureValue     = "signature-value"     // the signature verifies with the certificate's key
-	RuleTrustedCA          = "trusted-ca"          // the certificate chains to a trusted CA (when set)
-	RuleEndorserAllowed    = "endorser-allowed"    // the endorser is in the allow-list (when set)
-	RuleNewerThanStored    = "newer-than-stored"   // newer than the stored entries of its identifier and endorser
-	RuleAlreadyUploaded    = "already-uploaded"    // the very same entry is stored already (409)
-)
-
 // Policy is what the site decides about uploads
 // (ServiceConfiguration/marketplace).
 type Policy struct {
@@ -84,7 +68,7 @@ func Check(doc []byte, p Policy, now time.Time) (*Checked, error) {
 		return nil, fromProblems(err)
 	}
 	if email := entry.Endorsement.Endorser.Email; p.Allows != nil && !p.Allows(email) {
-		return nil, Refuse(errs.Invalid, RuleEndorserAllowed, "%s is not one of the endorsers this Marketplace accepts; its administrators choose them (endorsers in ServiceConfiguration/marketplace)", email)
+		return nil, Refuse(errs.Invalid, metadata.RuleEndorserAllowed, "%s is not one of the endorsers this Marketplace accepts; its administrators choose them (endorsers in ServiceConfiguration/marketplace)", email)
 	}
 	if err := validate(entry, now); err != nil {
 		return nil, err
@@ -134,24 +118,26 @@ func index(field, name string) (int, bool) {
 	return n, err == nil && strings.HasSuffix(rest, "]")
 }
 
-// fromSignature turns a verification failure into a refusal under its rule.
+// fromSignature turns a verification failure into a refusal under its
+// rule (metadata.SignatureRule, which the client's fake cloud shares),
+// with what to do about it.
 func fromSignature(err error) error {
-	rule, hint := RuleSignatureValue, "sign the entry again with stratus sign-metadata"
-	switch {
-	case errors.Is(err, xmlsig.ErrMalformedXML):
-		rule, hint = metadata.RuleWellFormed, ""
-	case errors.Is(err, xmlsig.ErrSignatureMissing):
-		rule, hint = RuleSignaturePresent, "sign it with stratus sign-metadata before uploading it"
-	case errors.Is(err, xmlsig.ErrMalformedSignature):
-		rule = RuleSignatureShape
-	case errors.Is(err, xmlsig.ErrUnsupportedAlgorithm):
-		rule = RuleSignatureAlgorithm
-	case errors.Is(err, xmlsig.ErrWeakKey):
-		rule, hint = RuleSignatureKeySize, "sign with a key of at least 2048 bits"
-	case errors.Is(err, xmlsig.ErrDigestMismatch):
-		rule, hint = RuleSignatureDigest, "sign the entry again after changing it"
-	case errors.Is(err, xmlsig.ErrUntrusted):
-		rule, hint = RuleTrustedCA, "this Marketplace accepts certificates of the authorities its administrators trust (trusted-cas)"
+	rule := metadata.SignatureRule(err)
+	var hint string
+	switch rule {
+	case metadata.RuleWellFormed:
+		// xmlsig's error says what is wrong with the XML; there is no
+		// more to say.
+	case metadata.RuleSignaturePresent:
+		hint = "sign it with stratus sign-metadata before uploading it"
+	case metadata.RuleSignatureKeySize:
+		hint = "sign with a key of at least 2048 bits"
+	case metadata.RuleSignatureDigest:
+		hint = "sign the entry again after changing it"
+	case metadata.RuleTrustedCA:
+		hint = "this Marketplace accepts certificates of the authorities its administrators trust (trusted-cas)"
+	default: // signature-shape, signature-algorithm, signature-value
+		hint = "sign the entry again with stratus sign-metadata"
 	}
 	msg := err.Error()
 	if hint != "" {
@@ -199,18 +185,7 @@ func (r *Refusal) Code() string { return string(r.code) }
 
 // Message is the refusal for people: "Entry refused (rule, ...): what
 // is wrong; what else is wrong."
-func (r *Refusal) Message() string {
-	seen := map[string]bool{}
-	var rules, reasons []string
-	for _, p := range r.Problems {
-		if !seen[p.Rule] {
-			seen[p.Rule] = true
-			rules = append(rules, p.Rule)
-		}
-		reasons = append(reasons, strings.TrimSuffix(p.Message, "."))
-	}
-	return fmt.Sprintf("Entry refused (%s): %s.", strings.Join(rules, ", "), strings.Join(reasons, "; "))
-}
+func (r *Refusal) Message() string { return r.Problems.Refusal() }
 
 // Error is Message.
 func (r *Refusal) Error() string { return r.Message() }

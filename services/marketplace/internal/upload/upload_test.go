@@ -103,19 +103,19 @@ func TestCheckRefuses(t *testing.T) {
 		{"not well-formed", signed[:len(signed)/2], anyone, metadata.RuleWellFormed, ""},
 		{"a DOCTYPE", doctype, anyone, metadata.RuleNoDoctype, ""},
 		{"over 1 MiB", huge, anyone, metadata.RuleDocumentSize, "at most 1048576 bytes"},
-		{"no signature", unsigned, anyone, upload.RuleSignaturePresent, "sign it with stratus sign-metadata"},
-		{"tampered", tampered, anyone, upload.RuleSignatureDigest, "modified after signing"},
+		{"no signature", unsigned, anyone, metadata.RuleSignaturePresent, "sign it with stratus sign-metadata"},
+		{"tampered", tampered, anyone, metadata.RuleSignatureDigest, "modified after signing"},
 		{"signed by bob, claiming alice", bobSignsForAlice, anyone, metadata.RuleEndorserMatchesCertificate, "alice@example.org"},
 		{"signed by an impostor of alice's name from another CA", mptest.Sign(t, good(), p.aliceImpostorSameSubject, now),
-			upload.Policy{Roots: pool(p.ca.Cert)}, upload.RuleTrustedCA, "trusted-cas"},
+			upload.Policy{Roots: pool(p.ca.Cert)}, metadata.RuleTrustedCA, "trusted-cas"},
 		{"expired", expired, anyone, metadata.RuleNotExpired, "the entry expired at"},
 		{"identifier is not the SHA-1's", badIdentifier, anyone, metadata.RuleIdentifierMatchesSHA1, ""},
 		{"endorsed in the future", future, anyone, metadata.RuleNotInFuture, "in the future"},
 		{"a location that is not http", ftp, anyone, metadata.RuleLocationURL, "ftp://"},
-		{"untrusted CA", mptest.Sign(t, good(), p.outsider, now), upload.Policy{Roots: pool(p.ca.Cert)}, upload.RuleTrustedCA, ""},
-		{"self-signed when a CA is required", mptest.Sign(t, good(), p.selfSigned, now), upload.Policy{Roots: pool(p.ca.Cert)}, upload.RuleTrustedCA, ""},
+		{"untrusted CA", mptest.Sign(t, good(), p.outsider, now), upload.Policy{Roots: pool(p.ca.Cert)}, metadata.RuleTrustedCA, ""},
+		{"self-signed when a CA is required", mptest.Sign(t, good(), p.selfSigned, now), upload.Policy{Roots: pool(p.ca.Cert)}, metadata.RuleTrustedCA, ""},
 		{"not in the allow-list", signed, upload.Policy{Allows: func(e string) bool { return e == "bob@example.org" }},
-			upload.RuleEndorserAllowed, "alice@example.org is not one of the endorsers"},
+			metadata.RuleEndorserAllowed, "alice@example.org is not one of the endorsers"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -190,7 +190,7 @@ func TestLegacyKeys(t *testing.T) {
 	}
 	doc := xmlsecSign(t, e, p.legacy)
 	_, err := upload.Check(doc, upload.Policy{}, now)
-	refusal(t, err, errs.Invalid, upload.RuleSignatureKeySize, "1024 bits")
+	refusal(t, err, errs.Invalid, metadata.RuleSignatureKeySize, "1024 bits")
 	if _, err := upload.Check(doc, upload.Policy{MinRSABits: 1024}, now); err != nil {
 		t.Fatalf("legacy keys allowed: %v", err)
 	}
