@@ -329,7 +329,9 @@ func (e *Entry) validateDates(ps *Problems, now time.Time) {
 	if hasCreated && !valid.After(created) {
 		ps.add(RuleValidAfterCreated, "valid", "the entry is valid until %s, not after the image was created (%s)", e.Valid, e.Created)
 	}
-	if hasEndorsed && !valid.After(endorsed) {
+	// An entry that deprecates an image may be endorsed after the image's
+	// validity ended: it exists to withdraw the image, expired or not.
+	if hasEndorsed && !valid.After(endorsed) && e.Deprecated == "" {
 		ps.add(RuleValidAfterCreated, "valid", "the entry is valid until %s, not after it was endorsed (%s)", e.Valid, e.Endorsement.Created)
 	}
 	if !valid.After(now) {

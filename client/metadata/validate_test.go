@@ -90,6 +90,8 @@ func TestValidate(t *testing.T) {
 		{"date out of range", func(e *Entry) { e.Endorsement.Created = "2026-02-30T10:00:00Z" }, []string{RuleDateSyntax}},
 		{"valid before created", func(e *Entry) { e.Valid = "2026-01-15T09:00:00Z" }, []string{RuleValidAfterCreated, RuleValidAfterCreated, RuleNotExpired}},
 		{"valid before endorsed", func(e *Entry) { e.Valid = "2026-01-15T10:30:00Z" }, []string{RuleValidAfterCreated, RuleNotExpired}},
+		{"deprecation endorsed after expiry", func(e *Entry) { e.Valid, e.Deprecated = "2026-01-15T10:30:00Z", "superseded" }, []string{RuleNotExpired}},
+		{"deprecation valid before created", func(e *Entry) { e.Valid, e.Deprecated = "2026-01-15T09:00:00Z", "superseded" }, []string{RuleValidAfterCreated, RuleNotExpired}},
 		{"expired", func(e *Entry) { e.Valid = "2026-01-15T11:30:00Z" }, []string{RuleNotExpired}},
 		{"no valid date", func(e *Entry) { e.Valid = "" }, nil},
 		{"created tomorrow", func(e *Entry) { e.Created = FormatTime(now.Add(24 * time.Hour)) }, []string{RuleNotInFuture}},

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"stratuslab.dev/client/internal/fakecloud"
 	"stratuslab.dev/client/sdk"
@@ -314,5 +315,30 @@ func TestMarketplaceLinks(t *testing.T) {
 	}
 	if code, out, errOut := stratus(t, t.TempDir(), nil, tty{}, filepath.Join(dir, "stratus-validate-metadata"), "--help"); code != 0 || !strings.Contains(out, "VALID <identifier> <endorser e-mail> <status>") {
 		t.Errorf("stratus-validate-metadata --help: %d %q %q", code, out, errOut)
+	}
+}
+
+// TestDeprecateExpiredEntry: an author withdraws an image whose entry has
+// expired, with a new entry signed after the old one's validity ended.
+func TestDeprecateExpiredEntry(t *testing.T) {
+	t.Parallel()
+	w := newMarketWorld(t)
+	img, id := imageFile(t, w.home, "short", 10_000)
+	file := filepath.Join(w.home, "short.xml")
+	w.must("build-metadata", "-o", file, "--author-email", w.john.email, "--os", "debian", "--os-version", "12", "--os-arch", "x86_64",
+		"--validity", "3s", "--location", "https://example.org/short.img", img)
+	w.must("sign-metadata", "--pem-cert", w.john.certFile, "--pem-key", w.john.keyFile, file)
+	w.must("upload-metadata", file)
+	// The entry's dates are to the second: 4 s is past its validity.
+	time.Sleep(4 * time.Second)
+	if code, out, errOut := w.run("describe-images", "--status", "expired"); code != 0 || tableRows(t, out)[id] == nil {
+		t.Fatalf("the entry is not expired: %d %q %q", code, out, errOut)
+	}
+	code, out, errOut := w.run("deprecate-metadata", "--pem-cert", w.john.certFile, "--pem-key", w.john.keyFile, "--reason", "withdrawn", id)
+	if code != 0 || out != "DEPRECATED "+id+"\n" {
+		t.Fatalf("deprecate an expired entry with a key: %d %q %q", code, out, errOut)
+	}
+	if code, out, _ := w.run("describe-images", "--status", "deprecated"); code != 0 || tableRows(t, out)[id] == nil {
+		t.Errorf("the expired entry is not deprecated: %q", out)
 	}
 }

@@ -145,6 +145,9 @@ func TestCheckAccepts(t *testing.T) {
 		{"self-signed, no CA required", mptest.Sign(t, mptest.Entry(t, mptest.Image{}), p.selfSigned, now), upload.Policy{}},
 		{"in the allow-list", mptest.Sign(t, mptest.Entry(t, mptest.Image{}), p.alice, now), upload.Policy{Allows: func(e string) bool { return e == "alice@example.org" }}},
 		{"expired but deprecating", mptest.Sign(t, deprecating, p.alice, now.AddDate(0, -2, 0).Add(time.Hour)), upload.Policy{}},
+		// The author withdraws an image whose entry expired: endorsed now,
+		// after the entry's validity ended.
+		{"deprecated after it expired", mptest.Sign(t, deprecating, p.alice, now), upload.Policy{}},
 		{"a pdisk location", mptest.Sign(t, private, p.alice, now), upload.Policy{}},
 	}
 	for _, tt := range tests {
