@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -130,8 +131,10 @@ func randomText(n int) string {
 
 // TestHostLost runs the scheduler in the all-in-one and the only agent as
 // its own process: a machine placed on that host is Running; when the
-// agent dies (SIGKILL), its host is declared lost after host-lost-after
-// and the machine shows Unknown, its resources still held until killed.
+// agent stops answering, its host is declared lost after host-lost-after
+// and the machine shows Unknown, its resources still held; an agent that
+// answers again brings its machines back to Running, one that died
+// (SIGKILL) leaves them Unknown until killed.
 func TestHostLost(t *testing.T) {
 	c := newCloud(t)
 	c.start(func(cmd *exec.Cmd) { cmd.Args = append(cmd.Args, "--vmctl-roles", "scheduler") })
@@ -183,6 +186,27 @@ func TestHostLost(t *testing.T) {
 	eventually(ctx, t, "the waiting machine to run once the host is back", func() bool {
 		return admin.Get(ctx, waiting, &w) == nil && w.DetailedState == "Running"
 	})
+
+	// The agent stops answering (SIGSTOP) and comes back (SIGCONT): the
+	// host is lost, its machines Unknown, then all are back as they were.
+	if err := agent.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	eventually(ctx, t, "the machine of a silent host to be Unknown", func() bool {
+		return admin.Get(ctx, id, &m) == nil && m.DetailedState == "Unknown"
+	})
+	if err := agent.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	for _, mid := range []string{id, waiting} {
+		eventually(ctx, t, "the machines to run again once their host is back", func() bool {
+			return admin.Get(ctx, mid, &m) == nil && m.DetailedState == "Running"
+		})
+	}
+	var back struct{ State string }
+	if err := admin.Get(ctx, "Host/node-7", &back); err != nil || back.State != "AVAILABLE" {
+		t.Errorf("the host that came back: %+v %v", back, err)
+	}
 
 	_ = agent.Process.Kill()
 	eventually(ctx, t, "the machine to be Unknown", func() bool {

@@ -141,10 +141,14 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return <-errc
 		case <-t.C:
-			if err := a.heartbeat(ctx); err != nil && ctx.Err() == nil {
+			revived, err := a.heartbeat(ctx)
+			if err != nil && ctx.Err() == nil {
 				a.log.Warn("heartbeat failed; retrying", "error", err)
 			}
-			if turn%6 == 0 {
+			if revived {
+				a.log.Info("host available again after it was declared lost: reconciling its machines")
+			}
+			if revived || turn%6 == 0 {
 				a.reconcile(ctx)
 			}
 		}
@@ -175,21 +179,23 @@ func (a *Agent) reconcile(ctx context.Context) {
 	}
 }
 
-func (a *Agent) heartbeat(ctx context.Context) error {
+// heartbeat reports the host's load, then the machines' CPU use; revived
+// says the host had been declared lost.
+func (a *Agent) heartbeat(ctx context.Context) (revived bool, err error) {
 	doms, err := a.cfg.Hypervisor.List(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	usage := a.cpu.observe(time.Now(), doms)
 	info, err := a.info(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	running, freeCPU, freeMem := load(info, doms)
-	if err := a.cfg.Hosts.Heartbeat(ctx, a.cfg.HostID, freeCPU, freeMem, running); err != nil {
-		return err
+	if revived, err = a.cfg.Hosts.Heartbeat(ctx, a.cfg.HostID, freeCPU, freeMem, running); err != nil {
+		return false, err
 	}
-	return a.showCPU(ctx, usage)
+	return revived, a.showCPU(ctx, usage)
 }
 
 // load counts the running domains and what the host has left once they

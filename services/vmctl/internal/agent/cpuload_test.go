@@ -96,7 +96,7 @@ func TestHeartbeatShowsCPU(t *testing.T) {
 		return m, doc.Revision
 	}
 	for range 2 {
-		if err := e.agent.heartbeat(ctx); err != nil {
+		if _, err := e.agent.heartbeat(ctx); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(500 * time.Millisecond)
@@ -112,7 +112,7 @@ func TestHeartbeatShowsCPU(t *testing.T) {
 	}
 	// The same use again is not written again.
 	time.Sleep(500 * time.Millisecond)
-	if err := e.agent.heartbeat(ctx); err != nil {
+	if _, err := e.agent.heartbeat(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if _, again := read(here); again != rev {

@@ -139,22 +139,27 @@ func (h *Host) beat(now time.Time) {
 
 // Heartbeat records an agent's periodic report: idle CPU (100 per core),
 // free memory and running machines. A host marked UNAVAILABLE becomes
-// AVAILABLE again. A host never registered is an errs.NotFound error: the
-// agent should Register.
-func (r *Registry) Heartbeat(ctx context.Context, id string, freeCPU int, freeMem int64, running int) error {
+// AVAILABLE again, and revived says so: its agent then reconciles at once,
+// for its machines shown Unknown meanwhile. A host never registered is an
+// errs.NotFound error: the agent should Register.
+func (r *Registry) Heartbeat(ctx context.Context, id string, freeCPU int, freeMem int64, running int) (revived bool, err error) {
 	if err := ValidID(id); err != nil {
-		return err
+		return false, err
 	}
 	if freeCPU < 0 || freeMem < 0 || running < 0 {
-		return errs.Errorf(errs.Invalid, "Host %s reports a negative load (free CPU %d%%, free memory %d MiB, %d machines).", id, freeCPU, freeMem, running)
+		return false, errs.Errorf(errs.Invalid, "Host %s reports a negative load (free CPU %d%%, free memory %d MiB, %d machines).", id, freeCPU, freeMem, running)
 	}
 	now := r.now()
-	err := r.write(ctx, id, false, func(cur *Host) bool {
+	err = r.write(ctx, id, false, func(cur *Host) bool {
+		revived = cur.State == Unavailable
 		cur.FreeCPUPercent, cur.FreeMemoryMiB, cur.RunningMachines = freeCPU, freeMem, running
 		cur.beat(now)
 		return true
 	})
-	return r.explain(id, err)
+	if err != nil {
+		return false, r.explain(id, err)
+	}
+	return revived, nil
 }
 
 // SetMaintenance puts the host in maintenance (on) or back in service.

@@ -288,8 +288,8 @@ func TestHeartbeatExpiry(t *testing.T) {
 	}
 
 	e.clock.Advance(20 * time.Second)
-	if err := r.Heartbeat(ctx, "a", 250, 3000, 2); err != nil {
-		t.Fatal(err)
+	if revived, err := r.Heartbeat(ctx, "a", 250, 3000, 2); err != nil || revived {
+		t.Fatalf("a heartbeat of an available host: revived %v, %v", revived, err)
 	}
 	e.clock.Advance(20 * time.Second) // b silent for 40 s, a for 20 s
 	// Place avoids b before anything marked it.
@@ -334,8 +334,8 @@ func TestHeartbeatExpiry(t *testing.T) {
 	}
 
 	// b's agent comes back.
-	if err := r.Heartbeat(ctx, "b", 400, 4096, 1); err != nil {
-		t.Fatal(err)
+	if revived, err := r.Heartbeat(ctx, "b", 400, 4096, 1); err != nil || !revived {
+		t.Fatalf("b's first heartbeat after it was lost: revived %v, %v; want revived", revived, err)
 	}
 	if s := e.stored("b"); s.State != hosts.Available || s.StateMessage != "" {
 		t.Fatalf("b after a heartbeat: state %q, message %q", s.State, s.StateMessage)
@@ -351,10 +351,10 @@ func TestHeartbeatExpiry(t *testing.T) {
 		t.Fatalf("Get(b) = %+v, %v; want the last heartbeat's load at %v", got, err, e.clock.Now())
 	}
 
-	if err := r.Heartbeat(ctx, "unknown", 0, 0, 0); errs.CodeOf(err) != errs.NotFound || !strings.Contains(errs.MessageOf(err), "Host unknown is not registered") {
+	if _, err := r.Heartbeat(ctx, "unknown", 0, 0, 0); errs.CodeOf(err) != errs.NotFound || !strings.Contains(errs.MessageOf(err), "Host unknown is not registered") {
 		t.Errorf("Heartbeat of an unknown host = %v, want not_found", err)
 	}
-	if err := r.Heartbeat(ctx, "a", -1, 0, 0); errs.CodeOf(err) != errs.Invalid {
+	if _, err := r.Heartbeat(ctx, "a", -1, 0, 0); errs.CodeOf(err) != errs.Invalid {
 		t.Errorf("Heartbeat with a negative load = %v, want invalid", err)
 	}
 }
@@ -438,7 +438,7 @@ func TestExhausted(t *testing.T) {
 			e.register(r, "c", 8, 16384)
 			maintain(e, r, "a")
 			e.clock.Advance(time.Hour)
-			if err := r.Heartbeat(context.Background(), "a", 0, 0, 0); err != nil {
+			if _, err := r.Heartbeat(context.Background(), "a", 0, 0, 0); err != nil {
 				e.t.Fatal(err)
 			}
 		}, "no host is in service (1 host in maintenance, 2 hosts unavailable with no recent heartbeat); retry later."},
@@ -457,7 +457,7 @@ func TestExhausted(t *testing.T) {
 			e.register(r, "c", 8, 16384)
 			e.clock.Advance(20 * time.Second)
 			for _, h := range []string{"a", "b"} {
-				if err := r.Heartbeat(context.Background(), h, 0, 0, 0); err != nil {
+				if _, err := r.Heartbeat(context.Background(), h, 0, 0, 0); err != nil {
 					e.t.Fatal(err)
 				}
 			}
@@ -576,7 +576,7 @@ func TestRegister(t *testing.T) {
 		return err == nil && h.Name == "rack 4, node 1"
 	})
 	e.register(r, "node-1", 8, 8192)
-	if err := r.Heartbeat(ctx, "node-1", 100, 100, 0); err != nil {
+	if _, err := r.Heartbeat(ctx, "node-1", 100, 100, 0); err != nil {
 		t.Fatal(err)
 	}
 	place(t, r, "vm", 1, 512)
