@@ -12,11 +12,13 @@ import (
 	"github.com/google/uuid"
 
 	"stratuslab.dev/platform/cimi"
+	"stratuslab.dev/platform/config"
 	"stratuslab.dev/platform/errs"
 	volumev1 "stratuslab.dev/proto/stratus/volume/v1"
 	"stratuslab.dev/services/vmctl/internal/hypervisor"
 	"stratuslab.dev/services/vmctl/internal/machine"
 	"stratuslab.dev/services/vmctl/internal/scheduler"
+	"stratuslab.dev/services/vmctl/internal/settings"
 )
 
 // TestActions runs every action on a running machine through the bus, the
@@ -247,4 +249,46 @@ func toDoc(t *testing.T, m *machine.Machine) map[string]any {
 		t.Fatal(err)
 	}
 	return doc
+}
+
+// TestDeafGuest: a guest that ignores the power button is powered off
+// once shutdown-timeout has passed, by stop and by shutdown alike, and the
+// machine's message says so.
+func TestDeafGuest(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, options{})
+	e.configure(func(s *settings.Settings) { s.ShutdownTimeout = config.Duration(time.Second) })
+	e.hv.mu.Lock()
+	e.hv.deaf = true
+	e.hv.mu.Unlock()
+	id := e.mustCreate(map[string]any{"image": uuid.NewString()})
+	e.waitState(id, machine.Running)
+
+	if err := e.act(id, scheduler.ActionStop, nil); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	m := e.machine(id)
+	if st, err := e.hv.State(e.ctx, id); m.DetailedState != machine.StoppedD || err != nil || st != hypervisor.Shutoff {
+		t.Errorf("after stop: %s, domain %v %v", m.DetailedState, st, err)
+	}
+	if !strings.Contains(m.StateMessage, "did not power off within 1s") {
+		t.Errorf("a stopped deaf guest says %q, want the forced power-off named", m.StateMessage)
+	}
+	if got := strings.Join(e.hv.callsOf(id), ","); !strings.HasSuffix(got, "shutdown,destroy") {
+		t.Errorf("the agent was asked %s, want a shutdown then a destroy", got)
+	}
+
+	if err := e.act(id, scheduler.ActionStart, nil); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	if err := e.act(id, scheduler.ActionShutdown, nil); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	m = e.waitState(id, machine.Done)
+	if !strings.Contains(m.StateMessage, "did not power off within 1s") {
+		t.Errorf("a deaf guest shut down says %q, want the forced power-off named", m.StateMessage)
+	}
+	if st, err := e.hv.State(e.ctx, id); err != nil || st != hypervisor.Missing {
+		t.Errorf("the domain of a Done machine: %v %v", st, err)
+	}
 }
