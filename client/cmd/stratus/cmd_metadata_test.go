@@ -188,9 +188,8 @@ func TestValidateMetadataNamesTheRule(t *testing.T) {
 		t.Fatal(err)
 	}
 	expiredFile := write("expired.xml", signWith(t, expired, jane))
-	// An expired image deprecated by a new signed entry: the Marketplace
-	// contract takes it despite its past valid date, but metadata's
-	// valid-after-created rule (valid after the endorsement) refuses it.
+	// An expired image deprecated by a new signed entry, endorsed after
+	// its valid date: the Marketplace takes it, to withdraw the image.
 	expired.Deprecated = "superseded"
 	withdrawnFile := write("withdrawn.xml", signWith(t, expired, jane))
 	deprecated := *good
@@ -212,7 +211,7 @@ func TestValidateMetadataNamesTheRule(t *testing.T) {
 	}{
 		{"good", goodFile, nil, "VALID " + good.Identifier + " " + janeEmail + " valid"},
 		{"deprecating", deprecatedFile, nil, "VALID " + good.Identifier + " " + janeEmail + " deprecated"},
-		{"deprecating an expired image", withdrawnFile, nil, "  valid-after-created: "},
+		{"deprecating an expired image", withdrawnFile, nil, "VALID " + expired.Identifier + " " + janeEmail + " deprecated"},
 		{"tampered", tamperedFile, nil, "  signature-digest: document modified after signing (digest mismatch)"},
 		{"impostor", impostorFile, nil, "  endorser-matches-certificate: "},
 		{"expired", expiredFile, nil, "  not-expired: "},
