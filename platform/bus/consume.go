@@ -287,8 +287,9 @@ func (b *Bus) pump(ctx context.Context, cons jetstream.Consumer, spec ConsumerSp
 func (b *Bus) process(ctx context.Context, spec ConsumerSpec, msg jetstream.Msg, handler Handler) {
 	h := msg.Headers()
 	cmd := &Command{subject: msg.Subject(), data: msg.Data(), typ: h.Get(HeaderType), deliveries: 1}
+	var stored time.Time
 	if md, err := msg.Metadata(); err == nil {
-		cmd.deliveries = int(md.NumDelivered)
+		cmd.deliveries, stored = int(md.NumDelivered), md.Timestamp
 	}
 	meta, metaErr := metaFromHeaders(h)
 	cmd.meta = meta
@@ -324,7 +325,10 @@ func (b *Bus) process(ctx context.Context, spec ConsumerSpec, msg jetstream.Msg,
 	// lost in a crash) is not carried out again: done twice, a step may
 	// undo what a later one did, as a start redelivered after the kill
 	// that followed it. Its recorded outcome is published again instead.
-	if cmd.deliveries > 1 && metaErr == nil {
+	// A server killed with its consumers' state not yet written delivers
+	// such a command again as a first delivery: an old command is checked
+	// too. A fresh one, the usual case, costs no lookup.
+	if metaErr == nil && (cmd.deliveries > 1 || time.Since(stored) > recordCheckAge) {
 		if b.answerFromRecord(hctx, msg, cmd, log) {
 			return
 		}
@@ -375,6 +379,11 @@ func (b *Bus) process(ctx context.Context, spec ConsumerSpec, msg jetstream.Msg,
 		l.Warn("cannot terminate a failed command; it will be redelivered", "error", terr)
 	}
 }
+
+// recordCheckAge is the age past which a command's first delivery is
+// checked against the recorded outcomes: commands are delivered within
+// milliseconds of being sent unless a crash or a backlog held them.
+const recordCheckAge = time.Second
 
 // answerFromRecord settles a delivery of a command whose outcome is
 // recorded: it publishes the recorded terminal event (it may have been

@@ -422,6 +422,39 @@ func TestRedeliveryDoesNotDuplicateEvent(t *testing.T) {
 	}
 }
 
+// TestOldCommandCheckedAgainstRecord: a server killed before writing its
+// consumers' state delivers an ended command again as a first delivery;
+// an old command's first delivery is answered from the record too.
+func TestOldCommandCheckedAgainstRecord(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	b := e.bus("pdisk")
+	events := collect(t, b, "evt.>")
+	meta := &commonv1.Meta{}
+	if err := b.Send(context.Background(), "cmd.pdisk.volume.resize", meta, &commonv1.ResourceRef{}); err != nil {
+		t.Fatal(err)
+	}
+	completed := &commonv1.CommandCompleted{CommandId: meta.CommandId, CommandSubject: "cmd.pdisk.volume.resize", Message: "done before the crash"}
+	if _, _, err := b.recordOutcome(context.Background(), meta.CommandId, outcomeByteCompleted, completed); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(recordCheckAge + 100*time.Millisecond)
+	var calls atomic.Int32
+	run(t, func(ctx context.Context) error {
+		return b.Consume(ctx, ConsumerSpec{}, func(ctx context.Context, cmd *Command) (Result, error) {
+			calls.Add(1)
+			return Result{Message: "done again"}, nil
+		})
+	})
+	ev, done, failed := terminal(t, events, meta.CommandId)
+	if failed != nil || ev.Subject() != "evt.pdisk.volume.resize_completed" || done.Message != "done before the crash" {
+		t.Fatalf("terminal event %s: %v %v", ev.Subject(), done, failed)
+	}
+	if n := calls.Load(); n != 0 {
+		t.Errorf("the handler ran %d times, want never", n)
+	}
+}
+
 // TestEndedCommandNotRunAgain: a command delivered again after its outcome
 // was recorded (the acknowledgement lost in a crash) is answered from the
 // record, and its handler does not run again.

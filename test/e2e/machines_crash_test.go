@@ -528,8 +528,10 @@ func (cv *convergence) setPool(ctx context.Context, t *testing.T, n int) {
 // at each step of a machine's start, restarts it on the same data, and
 // checks that the machine reaches Running, that its kill then gives back
 // everything (volumes, host reservation, domain, address), and that no
-// vmId or address was given twice. A last round kills the all-in-one with
-// SIGKILL while 50 machines start, at no chosen step.
+// vmId or address was given twice; then at each step of a kill, after
+// which the machine must end Done with everything given back. A last
+// round kills the all-in-one with SIGKILL while 50 machines start, at no
+// chosen step.
 //
 // To study a run, CONV_LOGS=dir keeps the logs of every subtest there,
 // and CONV_DEBUG=1 runs the processes at the debug level.
@@ -617,6 +619,51 @@ func TestMachinesConverge(t *testing.T) {
 			m := cv.wait(ctx, t, res.ID, "Running", converge)
 			cv.distinct(ctx, t)
 			cv.kill(ctx, t, res.ID)
+			cv.nothingLeaked(ctx, t, m.UUID)
+			cv.stop(t)
+		})
+	}
+
+	// The kill of a running machine, the scheduler killed at each step of
+	// the teardown, the agent after its destroy: the machine ends Done and
+	// gives everything back.
+	for _, point := range []string{"scheduler.destroyed", "scheduler.released", "scheduler.unleased", "agent.destroy_domain"} {
+		t.Run("kill-"+point, func(t *testing.T) {
+			name := "kill-" + strings.ReplaceAll(point, ".", "-")
+			agent := strings.HasPrefix(point, "agent.")
+			if agent {
+				cv.begin(ctx, t, "")
+				cv.agent.kill()
+				cv.agent.start(t, "vmctl."+point)
+			} else {
+				cv.begin(ctx, t, "vmctl."+point)
+			}
+			res, err := cv.admin.Create(ctx, "Machine", cv.body(name))
+			if err != nil {
+				t.Fatalf("create: %v", err)
+			}
+			m := cv.wait(ctx, t, res.ID, "Running", converge)
+			cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
+			_, err = cv.admin.Delete(cctx, res.ID)
+			ccancel()
+			var e *sdk.Error
+			if errors.As(err, &e) {
+				t.Fatalf("kill: %v", err)
+			}
+			// Otherwise the answer was lost in the crash, or came first.
+			cctx, ccancel = context.WithTimeout(ctx, time.Minute)
+			if agent {
+				crashed(cctx, t, "the agent", cv.agent.exited, cv.agent.stderr)
+				cv.agent.start(t, "")
+			} else {
+				cv.down = true
+				crashed(cctx, t, "the all-in-one", cv.c.exited, cv.c.stderr)
+				cv.start(t, "")
+				cv.up(ctx, t)
+			}
+			ccancel()
+			cv.wait(ctx, t, res.ID, "Done", converge)
+			cv.distinct(ctx, t)
 			cv.nothingLeaked(ctx, t, m.UUID)
 			cv.stop(t)
 		})
