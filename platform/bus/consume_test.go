@@ -422,75 +422,65 @@ func TestRedeliveryDoesNotDuplicateEvent(t *testing.T) {
 	}
 }
 
-// TestOldCommandCheckedAgainstRecord: a server killed before writing its
-// consumers' state delivers an ended command again as a first delivery;
-// an old command's first delivery is answered from the record too.
-func TestOldCommandCheckedAgainstRecord(t *testing.T) {
+// TestEndedCommandAnsweredFromRecord: a command whose outcome is recorded
+// is answered from the record, its handler not run again, when it is
+// delivered again (the acknowledgement lost in a crash) and when a server
+// killed before writing its consumers' state delivers it again as an old
+// first delivery.
+func TestEndedCommandAnsweredFromRecord(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	b := e.bus("pdisk")
-	events := collect(t, b, "evt.>")
-	meta := &commonv1.Meta{}
-	if err := b.Send(context.Background(), "cmd.pdisk.volume.resize", meta, &commonv1.ResourceRef{}); err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name string
+		// old: the outcome is recorded before the consumer starts, and
+		// the command left waiting past recordCheckAge; otherwise the
+		// first delivery records it, then fails as a process would that
+		// died before acknowledging.
+		old       bool
+		wantCalls int32
+	}{
+		{"delivered again", false, 1},
+		{"old first delivery", true, 0},
 	}
-	completed := &commonv1.CommandCompleted{CommandId: meta.CommandId, CommandSubject: "cmd.pdisk.volume.resize", Message: "done before the crash"}
-	if _, _, err := b.recordOutcome(context.Background(), meta.CommandId, outcomeByteCompleted, completed); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(recordCheckAge + 100*time.Millisecond)
-	var calls atomic.Int32
-	run(t, func(ctx context.Context) error {
-		return b.Consume(ctx, ConsumerSpec{}, func(ctx context.Context, cmd *Command) (Result, error) {
-			calls.Add(1)
-			return Result{Message: "done again"}, nil
-		})
-	})
-	ev, done, failed := terminal(t, events, meta.CommandId)
-	if failed != nil || ev.Subject() != "evt.pdisk.volume.resize_completed" || done.Message != "done before the crash" {
-		t.Fatalf("terminal event %s: %v %v", ev.Subject(), done, failed)
-	}
-	if n := calls.Load(); n != 0 {
-		t.Errorf("the handler ran %d times, want never", n)
-	}
-}
-
-// TestEndedCommandNotRunAgain: a command delivered again after its outcome
-// was recorded (the acknowledgement lost in a crash) is answered from the
-// record, and its handler does not run again.
-func TestEndedCommandNotRunAgain(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	b := e.bus("pdisk")
-	events := collect(t, b, "evt.>")
-	var calls atomic.Int32
-	ended := make(chan string, 1)
-	run(t, func(ctx context.Context) error {
-		spec := ConsumerSpec{Backoff: []time.Duration{5 * time.Millisecond}}
-		return b.Consume(ctx, spec, func(ctx context.Context, cmd *Command) (Result, error) {
-			calls.Add(1)
-			// The first delivery ends the command, as a process would that
-			// then died before acknowledging it: the outcome is recorded
-			// and the delivery comes back.
-			completed := &commonv1.CommandCompleted{CommandId: cmd.ID(), CommandSubject: cmd.Subject(), Message: "done the first time"}
-			if _, _, err := b.recordOutcome(ctx, cmd.ID(), outcomeByteCompleted, completed); err != nil {
-				return Result{}, Permanent(err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			b := e.bus("pdisk")
+			events := collect(t, b, "evt.>")
+			record := func(ctx context.Context, id string) error {
+				completed := &commonv1.CommandCompleted{CommandId: id, CommandSubject: "cmd.pdisk.volume.resize", Message: "done the first time"}
+				_, _, err := b.recordOutcome(ctx, id, outcomeByteCompleted, completed)
+				return err
 			}
-			ended <- cmd.ID()
-			return Result{}, errors.New("acknowledgement lost")
+			meta := &commonv1.Meta{}
+			if err := b.Send(context.Background(), "cmd.pdisk.volume.resize", meta, &commonv1.ResourceRef{}); err != nil {
+				t.Fatal(err)
+			}
+			if tt.old {
+				if err := record(context.Background(), meta.CommandId); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(recordCheckAge + 100*time.Millisecond)
+			}
+			var calls atomic.Int32
+			run(t, func(ctx context.Context) error {
+				spec := ConsumerSpec{Backoff: []time.Duration{5 * time.Millisecond}}
+				return b.Consume(ctx, spec, func(ctx context.Context, cmd *Command) (Result, error) {
+					calls.Add(1)
+					if err := record(ctx, cmd.ID()); err != nil {
+						return Result{}, Permanent(err)
+					}
+					return Result{}, errors.New("acknowledgement lost")
+				})
+			})
+			ev, done, failed := terminal(t, events, meta.CommandId)
+			if failed != nil || ev.Subject() != "evt.pdisk.volume.resize_completed" || done.Message != "done the first time" {
+				t.Fatalf("terminal event %s: %v %v", ev.Subject(), done, failed)
+			}
+			if n := calls.Load(); n != tt.wantCalls {
+				t.Errorf("the handler ran %d times, want %d", n, tt.wantCalls)
+			}
 		})
-	})
-	meta := &commonv1.Meta{}
-	if err := b.Send(context.Background(), "cmd.pdisk.volume.resize", meta, &commonv1.ResourceRef{}); err != nil {
-		t.Fatal(err)
-	}
-	<-ended
-	ev, done, failed := terminal(t, events, meta.CommandId)
-	if failed != nil || ev.Subject() != "evt.pdisk.volume.resize_completed" || done.Message != "done the first time" {
-		t.Fatalf("terminal event %s: %v %v", ev.Subject(), done, failed)
-	}
-	if n := calls.Load(); n != 1 {
-		t.Errorf("the handler ran %d times, want once", n)
 	}
 }
 
