@@ -128,6 +128,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
+		if c.name == pdisk.Name {
+			// The gateway comes first in components(): its New has made
+			// or loaded its certificate by now, and pdisk reads the file
+			// when it runs, after every component is built.
+			b.ImageCAs = imageCAs(boot, comps[0].svc.(*cimi.Service).Scheme())
+		}
 		c.deps, err = daemon.Open(ctx, c.name, b, daemon.Options{Server: srv})
 		if err != nil {
 			return fmt.Errorf("start %s: %w", c.name, err)

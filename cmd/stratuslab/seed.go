@@ -162,11 +162,27 @@ func clientOptions(boot config.Bootstrap, gw *cimi.Service) (string, []sdk.Optio
 		_, port, _ := net.SplitHostPort(gw.Addr())
 		return "http://" + net.JoinHostPort(loopbackOf(gw.Addr()), port), opts
 	}
-	cert := boot.TLSCert
-	if cert == "" {
-		cert = filepath.Join(boot.DataDir, cimi.Name, "tls", "cert.pem") // the self-signed one
+	return "https://" + publicAddr(boot.Listen, gw.Addr()), append(opts, sdk.WithCAFile(gatewayCert(boot)))
+}
+
+// gatewayCert is the certificate file of a gateway serving HTTPS: the one
+// it was given, else the self-signed one it made.
+func gatewayCert(boot config.Bootstrap) string {
+	if boot.TLSCert != "" {
+		return boot.TLSCert
 	}
-	return "https://" + publicAddr(boot.Listen, gw.Addr()), append(opts, sdk.WithCAFile(cert))
+	return filepath.Join(boot.DataDir, cimi.Name, "tls", "cert.pem")
+}
+
+// imageCAs is pdisk's image_cas in the all-in-one: the site's setting
+// when there is one, else the gateway's own certificate when it serves
+// HTTPS, so that the seed catalogue's locations (on the gateway) download
+// even when its certificate is self-signed or from a private CA.
+func imageCAs(boot config.Bootstrap, scheme string) string {
+	if boot.ImageCAs != "" || scheme != "https" {
+		return boot.ImageCAs
+	}
+	return gatewayCert(boot)
 }
 
 // loopbackOf is the address to reach a listener on addr from this

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"stratuslab.dev/platform/config"
 )
 
 func TestSeedSetting(t *testing.T) {
@@ -66,6 +68,28 @@ func TestAddresses(t *testing.T) {
 		}
 		if got := loopbackOf(tc.actual); got != tc.loopback {
 			t.Errorf("loopbackOf(%q) = %q, want %q", tc.actual, got, tc.loopback)
+		}
+	}
+}
+
+// TestImageCAs: pdisk trusts the gateway's own certificate for the seeded
+// locations when the gateway serves HTTPS, unless the site chose its CAs.
+func TestImageCAs(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		boot   config.Bootstrap
+		scheme string
+		want   string
+	}{
+		{"plain HTTP", config.Bootstrap{DataDir: "/d"}, "http", ""},
+		{"plain HTTP, site CAs", config.Bootstrap{DataDir: "/d", ImageCAs: "/etc/cas"}, "http", "/etc/cas"},
+		{"self-signed", config.Bootstrap{DataDir: "/d"}, "https", "/d/cimi/tls/cert.pem"},
+		{"given certificate", config.Bootstrap{DataDir: "/d", TLSCert: "/etc/gw.pem"}, "https", "/etc/gw.pem"},
+		{"site CAs win", config.Bootstrap{DataDir: "/d", TLSCert: "/etc/gw.pem", ImageCAs: "/etc/cas"}, "https", "/etc/cas"},
+	} {
+		if got := imageCAs(tc.boot, tc.scheme); got != tc.want {
+			t.Errorf("%s: imageCAs = %q, want %q", tc.name, got, tc.want)
 		}
 	}
 }

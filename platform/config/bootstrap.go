@@ -62,6 +62,11 @@ type Bootstrap struct {
 	// VOMSCAs is a PEM file or directory holding the certificates of the
 	// VOMS servers whose attribute certificates are believed.
 	VOMSCAs string
+	// ImageCAs is a PEM file or a directory of PEM files: the CAs pdisk
+	// trusts, besides the system's, when it downloads images over HTTPS,
+	// for sites that host images behind a private CA or a self-signed
+	// certificate. Empty: the system's CAs alone.
+	ImageCAs string
 	// NATSURLs are the NATS servers to connect to; empty means start an
 	// embedded server.
 	NATSURLs []string
@@ -128,6 +133,7 @@ func (b Bootstrap) LogValue() slog.Value {
 		slog.String("tls_key", b.TLSKey),
 		slog.String("client_cas", b.ClientCAs),
 		slog.String("voms_cas", b.VOMSCAs),
+		slog.String("image_cas", b.ImageCAs),
 		slog.String("nats_urls", strings.Join(b.NATSURLs, ",")),
 		slog.String("nats_creds", b.NATSCreds),
 		slog.String("nats_listen", b.NATSListen),
@@ -244,6 +250,9 @@ func settings() []setting {
 		{key: "voms_cas", flag: "voms-cas", arg: "PATH", usage: "VOMS server certificates (PEM file or directory) for VOMS proxy logins",
 			def:   func(loader) string { return "" },
 			check: anything, set: str(func(b *Bootstrap) *string { return &b.VOMSCAs })},
+		{key: "image_cas", flag: "image-cas", arg: "PATH", usage: "CA certificates (PEM file or directory) pdisk trusts, besides the system's, for image downloads",
+			def:   func(loader) string { return "" },
+			check: anything, set: str(func(b *Bootstrap) *string { return &b.ImageCAs })},
 		{key: "nats_urls", flag: "nats-url", arg: "URL,...", usage: "NATS servers to connect to; empty starts an embedded server",
 			def:   func(loader) string { return "" },
 			check: natsURLs, set: func(b *Bootstrap, v string) { b.NATSURLs = splitList(v) }},

@@ -145,6 +145,19 @@ some_future_key = ignored outside [DEFAULT] and [pdisk]
 					t.Errorf("nats_listen = %q, want empty", b.NATSListen)
 				}
 			}},
+		{name: "image_cas: flag over environment", env: map[string]string{"STRATUSLAB_IMAGE_CAS": "/env/cas"},
+			args: []string{"--image-cas", "/etc/grid-security/certificates"},
+			check: func(t *testing.T, b Bootstrap) {
+				if b.ImageCAs != "/etc/grid-security/certificates" {
+					t.Errorf("image_cas = %q", b.ImageCAs)
+				}
+			}},
+		{name: "image_cas from the environment", env: map[string]string{"STRATUSLAB_IMAGE_CAS": "/env/cas.pem"},
+			check: func(t *testing.T, b Bootstrap) {
+				if b.ImageCAs != "/env/cas.pem" {
+					t.Errorf("image_cas = %q", b.ImageCAs)
+				}
+			}},
 		{name: "explicit empty --config reads no file", args: []string{"--config", ""},
 			check: func(t *testing.T, b Bootstrap) {
 				if b.ConfigFile != "" || b.Store != "embedded" {
@@ -239,6 +252,7 @@ func TestHelp(t *testing.T) {
 		"--data-dir DIR", "STRATUSLAB_DATA_DIR, key data_dir; default \"/home/u/.stratuslab/data\"",
 		"--admin-listen HOST:PORT", `default "127.0.0.1:9604"`, "--config FILE", "STRATUSLAB_CONFIG",
 		"--nats-url URL,...", "key nats_urls; default none",
+		"--image-cas PATH", "STRATUSLAB_IMAGE_CAS, key image_cas; default none",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("usage lacks %q:\n%s", want, out.String())

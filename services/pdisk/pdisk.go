@@ -8,6 +8,7 @@ package pdisk
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"stratuslab.dev/platform/config"
 	"stratuslab.dev/platform/daemon"
 	"stratuslab.dev/platform/resource"
+	"stratuslab.dev/platform/x509auth"
 	"stratuslab.dev/services/pdisk/internal/backend"
 	"stratuslab.dev/services/pdisk/internal/backend/lvm"
 	"stratuslab.dev/services/pdisk/internal/backend/qcow2"
@@ -51,6 +53,11 @@ func Dir(dataDir string) string { return filepath.Join(dataDir, Name, "volumes")
 func (s *Service) Run(ctx context.Context) error {
 	d := s.deps
 	log := d.Logger
+	// Read first: a bad image_cas stops the start before anything else.
+	roots, err := imageRoots(d.Boot.ImageCAs)
+	if err != nil {
+		return err
+	}
 	vols, err := d.Store.Collection(ctx, volume.Kind)
 	if err != nil {
 		return err
@@ -92,6 +99,7 @@ func (s *Service) Run(ctx context.Context) error {
 		Announce:   ann.Changed,
 		Holder:     d.Boot.Instance + "-" + uuid.NewString()[:8],
 		TempDir:    tmp,
+		Roots:      roots,
 		FailureTTL: live.Current().FailureTTL.D(),
 		Log:        log,
 	})
@@ -138,4 +146,26 @@ func openBackend(boot config.Bootstrap) (backend.Backend, error) {
 		return rbd.New(rbd.Config{Pool: boot.RBDPool, User: boot.RBDUser})
 	}
 	return qcow2.New(Dir(boot.DataDir))
+}
+
+// imageRoots are the CAs image downloads trust: the system's plus the
+// certificates of path (the bootstrap's image_cas, a PEM file or a
+// directory); nil, which means the system's alone, when path is empty.
+func imageRoots(path string) (*x509.CertPool, error) {
+	if path == "" {
+		return nil, nil
+	}
+	certs, err := x509auth.LoadCerts(path)
+	if err != nil {
+		return nil, fmt.Errorf("pdisk: image_cas: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		// No system store (a minimal container): the site's CAs alone.
+		pool = x509.NewCertPool()
+	}
+	for _, c := range certs {
+		pool.AddCert(c)
+	}
+	return pool, nil
 }

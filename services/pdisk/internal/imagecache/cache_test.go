@@ -2,6 +2,7 @@ package imagecache_test
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -729,6 +730,7 @@ func TestNew(t *testing.T) {
 		{"no backend", imagecache.Config{Volumes: r.coll, TempDir: t.TempDir()}},
 		{"no temp dir", imagecache.Config{Volumes: r.coll, Backend: r.backend}},
 		{"negative lease", imagecache.Config{Volumes: r.coll, Backend: r.backend, TempDir: t.TempDir(), Lease: -time.Second}},
+		{"roots with a client", imagecache.Config{Volumes: r.coll, Backend: r.backend, TempDir: t.TempDir(), HTTP: http.DefaultClient, Roots: x509.NewCertPool()}},
 	}
 	for _, tt := range tests {
 		if _, err := imagecache.New(tt.cfg); err == nil {

@@ -3,6 +3,8 @@ package imagecache
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -55,6 +57,11 @@ type Config struct {
 	// response-header timeouts (a download itself has no time limit but
 	// Stall).
 	HTTP *http.Client
+	// Roots are the certificate authorities HTTPS locations must chain to
+	// when HTTP is nil (a given HTTP client brings its own); nil: the
+	// system's. A site whose images are behind a private CA passes the
+	// system's pool plus that CA.
+	Roots *x509.CertPool
 	// TempDir receives downloads before Backend.Import; it should be on
 	// the filesystem of the backend's data so that imports are cheap.
 	TempDir string
@@ -123,6 +130,9 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, errors.New("imagecache: no directory for downloads")
 	case cfg.Lease < 0 || cfg.FailureTTL < 0 || cfg.Stall < 0:
 		return cfg, errors.New("imagecache: negative duration")
+	case cfg.HTTP != nil && cfg.Roots != nil:
+		// The roots would be silently ignored: the client has its own.
+		return cfg, errors.New("imagecache: Roots apply to the default HTTP client only, not to a given one")
 	}
 	if err := os.MkdirAll(cfg.TempDir, 0o750); err != nil {
 		return cfg, fmt.Errorf("imagecache: download directory: %w", err)
@@ -134,7 +144,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.Holder = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
 	}
 	if cfg.HTTP == nil {
-		cfg.HTTP = defaultClient()
+		cfg.HTTP = defaultClient(cfg.Roots)
 	}
 	if cfg.Lease == 0 {
 		cfg.Lease = DefaultLease
@@ -155,8 +165,9 @@ func (cfg Config) withDefaults() (Config, error) {
 }
 
 // defaultClient bounds every step of a download but the transfer itself,
-// which Stall watches instead: images take minutes on slow links.
-func defaultClient() *http.Client {
+// which Stall watches instead: images take minutes on slow links. It
+// trusts roots, or the system's CAs when roots is nil.
+func defaultClient(roots *x509.CertPool) *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{
 			Proxy:                 http.ProxyFromEnvironment,
@@ -166,6 +177,7 @@ func defaultClient() *http.Client {
 			IdleConnTimeout:       90 * time.Second,
 			MaxIdleConns:          16,
 			ForceAttemptHTTP2:     true,
+			TLSClientConfig:       &tls.Config{RootCAs: roots},
 		},
 		CheckRedirect: func(r *http.Request, via []*http.Request) error {
 			if len(via) >= 10 {

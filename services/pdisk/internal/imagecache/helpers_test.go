@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -320,8 +321,27 @@ type server struct {
 
 func newServer(t *testing.T) *server {
 	t.Helper()
+	s := unstartedServer()
+	s.Start()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// newTLSServer is newServer on HTTPS, with a certificate of its own
+// (s.Certificate()) that no system trusts. The handshakes its clients
+// refuse are not logged: the tests expect them.
+func newTLSServer(t *testing.T) *server {
+	t.Helper()
+	s := unstartedServer()
+	s.Config.ErrorLog = log.New(io.Discard, "", 0)
+	s.StartTLS()
+	t.Cleanup(s.Close)
+	return s
+}
+
+func unstartedServer() *server {
 	s := &server{hits: map[string]int{}, serve: map[string]http.HandlerFunc{}}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.hits[r.URL.Path]++
 		h := s.serve[r.URL.Path]
@@ -332,7 +352,6 @@ func newServer(t *testing.T) *server {
 		}
 		h(w, r)
 	}))
-	t.Cleanup(s.Close)
 	return s
 }
 
