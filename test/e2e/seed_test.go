@@ -41,16 +41,11 @@ type seeded struct {
 	} `json:"endorser"`
 }
 
-// TestSeedCatalogue replays the user tutorial against the all-in-one as
-// `make run` starts it: the test appliance in the data directory is in
-// the Marketplace from the start, signed by a key the first start made
-// (mode 0600), served by the gateway byte for byte, and a user finds it
-// by the endorser and runs it by identifier and by tag. A restart adds no
-// entry and makes no new key; a rebuilt image replaces the old entry.
-func TestSeedCatalogue(t *testing.T) {
-	img := appliance(t)
-	c := newCloud(t)
-	image, err := os.ReadFile(img)
+// seedAppliance puts the test appliance in c's images directory, as
+// scripts/seed-images.sh does for make run, and returns its bytes.
+func seedAppliance(t *testing.T, c *cloud) []byte {
+	t.Helper()
+	image, err := os.ReadFile(appliance(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,6 +55,18 @@ func TestSeedCatalogue(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(c.dataDir, "images", "appliance.img"), image, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return image
+}
+
+// TestSeedCatalogue replays the user tutorial against the all-in-one as
+// `make run` starts it: the test appliance in the data directory is in
+// the Marketplace from the start, signed by a key the first start made
+// (mode 0600), served by the gateway byte for byte, and a user finds it
+// by the endorser and runs it by identifier and by tag. A restart adds no
+// entry and makes no new key; a rebuilt image replaces the old entry.
+func TestSeedCatalogue(t *testing.T) {
+	c := newCloud(t)
+	image := seedAppliance(t, c)
 	sum := sha1.Sum(image)
 	id := metadata.Identifier(sum)
 

@@ -17,18 +17,8 @@ import (
 // location (on the gateway), so that a user's machine of the test
 // appliance, run by its tag, starts.
 func TestSeedCatalogueTLS(t *testing.T) {
-	img := appliance(t)
 	c := newCloud(t)
-	image, err := os.ReadFile(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Join(c.dataDir, "images"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(c.dataDir, "images", "appliance.img"), image, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	seedAppliance(t, c)
 	c.start(func(cmd *exec.Cmd) { cmd.Args = append(cmd.Args, "--tls", "on") })
 	if !strings.HasPrefix(c.endpoint, "https://") {
 		t.Fatalf("--tls on serves %s", c.endpoint)
