@@ -241,7 +241,8 @@ func (s *querier) call(ctx context.Context, h QueryHandler, data []byte) (resp p
 // Request sends the query req to subject (svc.<service>.<op>) as actor and
 // decodes the reply into resp (which may be nil to ignore it). It waits until
 // ctx's deadline, or DefaultRequestTimeout when ctx has none. Errors: one
-// wrapping ErrUnavailable when no instance of the service is listening, a
+// wrapping ErrUnavailable when no instance of the service is listening
+// (after asking three times over half a second), a
 // *QueryError with the code and message the service answered with, an error
 // with code "timeout" when the reply does not come in time.
 func (b *Bus) Request(ctx context.Context, subject string, actor *commonv1.Actor, req, resp proto.Message) error {
@@ -266,7 +267,14 @@ func (b *Bus) Request(ctx context.Context, subject string, actor *commonv1.Actor
 	hv.set(HeaderType, string(req.ProtoReflect().Descriptor().FullName()))
 	hv.set(HeaderActor, encodeActor(actor))
 	b.inject(ctx, hv.h)
-	reply, err := b.nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: subject, Header: hv.h, Data: data})
+	msg := &nats.Msg{Subject: subject, Header: hv.h, Data: data}
+	reply, err := b.nc.RequestMsgWithContext(ctx, msg)
+	// No responders: the service is starting or restarting, or down. A
+	// query only reads, so asking again a moment later is safe; a service
+	// that is down costs the caller half a second more before its 503.
+	for attempt := 2; attempt <= 3 && errors.Is(err, nats.ErrNoResponders) && sleep(ctx, 250*time.Millisecond); attempt++ {
+		reply, err = b.nc.RequestMsgWithContext(ctx, msg)
+	}
 	if err == nil {
 		if code := reply.Header.Get(micro.ErrorCodeHeader); code != "" {
 			err = &QueryError{code: code, message: reply.Header.Get(micro.ErrorHeader)}

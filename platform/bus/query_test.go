@@ -145,6 +145,30 @@ func TestRequestTimeout(t *testing.T) {
 	}
 }
 
+// TestRequestWhileStarting: a query sent just before its service starts
+// serving is answered, not refused as unavailable: a service starting or
+// restarting is asked again.
+func TestRequestWhileStarting(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	server := e.bus("volumes")
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		run(t, func(ctx context.Context) error {
+			return server.Serve(ctx, ServiceInfo{}, Handle("get", func(_ context.Context, req *commonv1.ResourceRef) (proto.Message, error) {
+				return req, nil
+			}))
+		})
+	}()
+	var resp commonv1.ResourceRef
+	if err := e.busOwnConn("cimi").Request(context.Background(), "svc.volumes.get", nil, &commonv1.ResourceRef{Id: "Volume/1"}, &resp); err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetId() != "Volume/1" {
+		t.Errorf("reply %v", &resp)
+	}
+}
+
 func TestServeDiscoverable(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
