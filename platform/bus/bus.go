@@ -209,6 +209,24 @@ func (b *Bus) extract(ctx context.Context, h nats.Header) context.Context {
 	return b.propagator.Extract(ctx, headerCarrier(h))
 }
 
+// DefaultStopGrace is how long the handlers in flight go on once their
+// Consume or Subscribe is told to stop, before their context is cancelled
+// too.
+const DefaultStopGrace = 10 * time.Second
+
+// afterGrace returns a context that is cancelled grace after ctx is, not
+// with it: in a graceful stop handlers finish their work, yet one waiting
+// on a service that is stopping too (as in the all-in-one, where all stop
+// at once) does not hold the process for its whole deadline.
+func afterGrace(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	hard, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(grace, cancel)
+		context.AfterFunc(hard, func() { t.Stop() })
+	})
+	return hard, func() { stop(); cancel() }
+}
+
 // sleep waits for d or until ctx ends, reporting whether the full d passed.
 func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)

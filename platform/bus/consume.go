@@ -69,6 +69,11 @@ type ConsumerSpec struct {
 	// to as many more commands are prefetched); DefaultConcurrency when
 	// zero.
 	Concurrency int
+	// StopGrace is how long the handlers in flight may go on once
+	// Consume's context is cancelled; then their context is cancelled too,
+	// and the commands they did not finish are delivered again, to another
+	// replica or after the restart. DefaultStopGrace when zero.
+	StopGrace time.Duration
 }
 
 // withDefaults fills the zero fields of s.
@@ -93,6 +98,9 @@ func (s ConsumerSpec) withDefaults(service string) ConsumerSpec {
 	}
 	if s.Concurrency <= 0 {
 		s.Concurrency = DefaultConcurrency
+	}
+	if s.StopGrace <= 0 {
+		s.StopGrace = DefaultStopGrace
 	}
 	return s
 }
@@ -189,8 +197,8 @@ func decodePayload(subject, typ string, data []byte, m proto.Message) error {
 // The code of an error is taken from the outermost error in its chain with a
 // Code() string method, "internal" when there is none. Consume blocks until
 // ctx is cancelled, then stops taking commands, lets the handlers in flight
-// (and the commands already prefetched) finish and be acknowledged, and
-// returns nil. Errors reaching the server are logged and retried; Consume
+// (and the commands already prefetched) finish and be acknowledged within
+// spec.StopGrace, and returns nil. Errors reaching the server are logged and retried; Consume
 // returns an error only for an invalid spec or a closed connection.
 func (b *Bus) Consume(ctx context.Context, spec ConsumerSpec, handler Handler) error {
 	spec = spec.withDefaults(b.service)
@@ -215,6 +223,8 @@ func (b *Bus) Consume(ctx context.Context, spec ConsumerSpec, handler Handler) e
 	}
 	log := b.log.With("consumer", spec.Durable)
 
+	hard, cancel := afterGrace(ctx, spec.StopGrace)
+	defer cancel()
 	var inflight sync.WaitGroup
 	defer inflight.Wait()
 	slots := make(chan struct{}, spec.Concurrency)
@@ -234,7 +244,7 @@ func (b *Bus) Consume(ctx context.Context, spec ConsumerSpec, handler Handler) e
 			}
 			continue
 		}
-		err = b.pump(ctx, cons, spec, slots, &inflight, handler)
+		err = b.pump(ctx, hard, cons, spec, slots, &inflight, handler)
 		if err == nil {
 			break
 		}
@@ -253,9 +263,10 @@ func nextDelay(d time.Duration) time.Duration {
 }
 
 // pump takes messages from cons and starts a handler for each while a slot
-// is free. It returns nil once ctx is cancelled and the prefetched messages
-// are handed out, or the error that stopped the message iterator.
-func (b *Bus) pump(ctx context.Context, cons jetstream.Consumer, spec ConsumerSpec, slots chan struct{}, inflight *sync.WaitGroup, handler Handler) error {
+// is free; the handlers' contexts derive from hard. It returns nil once ctx
+// is cancelled and the prefetched messages are handed out, or the error
+// that stopped the message iterator.
+func (b *Bus) pump(ctx, hard context.Context, cons jetstream.Consumer, spec ConsumerSpec, slots chan struct{}, inflight *sync.WaitGroup, handler Handler) error {
 	it, err := cons.Messages(jetstream.PullMaxMessages(spec.Concurrency))
 	if err != nil {
 		return err
@@ -277,14 +288,15 @@ func (b *Bus) pump(ctx context.Context, cons jetstream.Consumer, spec ConsumerSp
 		go func() {
 			defer inflight.Done()
 			defer func() { <-slots }()
-			b.process(ctx, spec, msg, handler)
+			b.process(hard, spec, msg, handler)
 		}()
 	}
 }
 
 // process runs the handler for one delivery and settles it: terminal event
-// then ack or term, or a delayed nak.
-func (b *Bus) process(ctx context.Context, spec ConsumerSpec, msg jetstream.Msg, handler Handler) {
+// then ack or term, or a delayed nak. The handler's context derives from
+// hard, which Consume cancels StopGrace after it is told to stop.
+func (b *Bus) process(hard context.Context, spec ConsumerSpec, msg jetstream.Msg, handler Handler) {
 	h := msg.Headers()
 	cmd := &Command{subject: msg.Subject(), data: msg.Data(), typ: h.Get(HeaderType), deliveries: 1}
 	var stored time.Time
@@ -294,9 +306,7 @@ func (b *Bus) process(ctx context.Context, spec ConsumerSpec, msg jetstream.Msg,
 	meta, metaErr := metaFromHeaders(h)
 	cmd.meta = meta
 
-	// The handler's context survives the cancellation of Consume's, so
-	// that work in flight finishes during a graceful stop.
-	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), max(spec.AckWait, spec.MaxRun))
+	hctx, cancel := context.WithTimeout(hard, max(spec.AckWait, spec.MaxRun))
 	defer cancel()
 	if spec.MaxRun > spec.AckWait {
 		stop := keepInProgress(msg, spec.AckWait/3)
@@ -364,6 +374,16 @@ func (b *Bus) process(ctx context.Context, spec ConsumerSpec, msg jetstream.Msg,
 	}
 	span.RecordError(err)
 	span.SetStatus(codes.Error, err.Error())
+	if hard.Err() != nil {
+		// Cut short by the stop, whatever the handler made of its
+		// cancelled context: delivered again, at once, elsewhere or
+		// after the restart.
+		log().Info("command interrupted by the stop; it will be delivered again", "error", err)
+		if nerr := msg.Nak(); nerr != nil {
+			log().Warn("cannot return an interrupted command; it will come back after its ack wait", "error", nerr)
+		}
+		return
+	}
 	final := metaErr != nil || IsPermanent(err) || cmd.deliveries >= spec.MaxDeliver
 	if !final {
 		b.retry(msg, spec, cmd, log, err)

@@ -533,6 +533,48 @@ func TestGracefulDrain(t *testing.T) {
 	eventually(t, "command acknowledged", func() bool { return e.streamMsgs(CommandsStream) == 0 })
 }
 
+// TestStopGraceCutsHandler: a handler still busy StopGrace after the stop
+// (it waits on a service that stopped too) sees its context cancelled, so
+// that Consume returns; its command, whatever error the handler made of
+// that, is not failed but delivered again, and completes after the restart.
+func TestStopGraceCutsHandler(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	b := e.bus("vmctl")
+	events := collect(t, b, "evt.>")
+	spec := ConsumerSpec{StopGrace: 100 * time.Millisecond, MaxDeliver: 2}
+	started := make(chan struct{})
+	stop := run(t, func(ctx context.Context) error {
+		return b.Consume(ctx, spec, func(hctx context.Context, _ *Command) (Result, error) {
+			close(started)
+			<-hctx.Done()
+			return Result{}, Permanent(fmt.Errorf("pdisk did not answer: %w", hctx.Err()))
+		})
+	})
+	meta := &commonv1.Meta{}
+	if err := b.Send(context.Background(), "cmd.vmctl.machine.teardown", meta, &commonv1.ResourceRef{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-started:
+	case <-time.After(waitLimit):
+		t.Fatal("handler not called")
+	}
+	if err := stop(); err != nil { // run fails the test if it does not return
+		t.Fatalf("Consume: %v", err)
+	}
+
+	run(t, func(ctx context.Context) error {
+		return b.Consume(ctx, spec, func(context.Context, *Command) (Result, error) {
+			return Result{Message: "done after the restart"}, nil
+		})
+	})
+	_, done, failed := terminal(t, events, meta.CommandId)
+	if done == nil || done.Message != "done after the restart" {
+		t.Fatalf("the interrupted command ended with %v / %v; want completed after the restart", done, failed)
+	}
+}
+
 func TestConsumeReturnsOnClosedConnection(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

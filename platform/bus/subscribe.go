@@ -40,6 +40,11 @@ type SubscribeSpec struct {
 	// redelivered and the deadline of the handler's context; DefaultAckWait
 	// when zero.
 	AckWait time.Duration
+	// StopGrace is, for a durable, how long its handler may go on with the
+	// events already fetched once Subscribe's context is cancelled; then
+	// the handler's context is cancelled too, and the events left are
+	// delivered again after the restart. DefaultStopGrace when zero.
+	StopGrace time.Duration
 }
 
 // EventHandler handles one event; ctx continues the trace of the publisher.
@@ -98,7 +103,8 @@ func (e *Event) Decode(m proto.Message) error {
 // Subscribe runs handler for every event matching spec, one at a time in
 // stream order, until ctx is cancelled; then it returns nil, after a
 // durable subscription has handled and acknowledged the events it had
-// already fetched (an ephemeral one's handler sees ctx cancelled). Errors
+// already fetched, within spec.StopGrace (an ephemeral one's handler sees
+// ctx cancelled). Errors
 // reaching the server are logged and retried.
 func (b *Bus) Subscribe(ctx context.Context, spec SubscribeSpec, handler EventHandler) error {
 	if len(spec.Subjects) == 0 {
@@ -113,6 +119,11 @@ func (b *Bus) Subscribe(ctx context.Context, spec SubscribeSpec, handler EventHa
 	if spec.AckWait <= 0 {
 		spec.AckWait = DefaultAckWait
 	}
+	if spec.StopGrace <= 0 {
+		spec.StopGrace = DefaultStopGrace
+	}
+	hard, cancel := afterGrace(ctx, spec.StopGrace)
+	defer cancel()
 	log := b.log.With("subscription", spec.Durable, "subjects", spec.Subjects)
 	delay := time.Duration(0)
 	for ctx.Err() == nil {
@@ -130,7 +141,7 @@ func (b *Bus) Subscribe(ctx context.Context, spec SubscribeSpec, handler EventHa
 			}
 			continue
 		}
-		err = b.follow(ctx, cons, spec, handler)
+		err = b.follow(ctx, hard, cons, spec, handler)
 		if err == nil {
 			break
 		}
@@ -182,8 +193,9 @@ func (b *Bus) eventConsumer(ctx context.Context, spec SubscribeSpec) (jetstream.
 }
 
 // follow hands the events of cons to handler until ctx is cancelled (nil)
-// or the iterator fails (the error).
-func (b *Bus) follow(ctx context.Context, cons jetstream.Consumer, spec SubscribeSpec, handler EventHandler) error {
+// or the iterator fails (the error); a durable's handler contexts derive
+// from hard.
+func (b *Bus) follow(ctx, hard context.Context, cons jetstream.Consumer, spec SubscribeSpec, handler EventHandler) error {
 	it, err := cons.Messages(jetstream.PullMaxMessages(64))
 	if err != nil {
 		return err
@@ -205,12 +217,12 @@ func (b *Bus) follow(ctx context.Context, cons jetstream.Consumer, spec Subscrib
 			}
 			return err
 		}
-		b.receive(ctx, spec, msg, handler)
+		b.receive(ctx, hard, spec, msg, handler)
 	}
 }
 
 // receive runs handler for one event and settles it.
-func (b *Bus) receive(ctx context.Context, spec SubscribeSpec, msg jetstream.Msg, handler EventHandler) {
+func (b *Bus) receive(ctx, hard context.Context, spec SubscribeSpec, msg jetstream.Msg, handler EventHandler) {
 	h := msg.Headers()
 	ev := &Event{subject: msg.Subject(), typ: h.Get(HeaderType), id: h.Get(nats.MsgIdHdr),
 		jobID: h.Get(HeaderJob), actor: h.Get(HeaderActor), data: msg.Data(), deliveries: 1}
@@ -218,11 +230,12 @@ func (b *Bus) receive(ctx context.Context, spec SubscribeSpec, msg jetstream.Msg
 		ev.seq, ev.stored, ev.deliveries = md.Sequence.Stream, md.Timestamp, int(md.NumDelivered)
 	}
 	// A durable's handler outlives Subscribe's context, to settle what was
-	// fetched, within its AckWait; an ephemeral one has nothing to settle.
+	// fetched, within its AckWait and the stop's grace; an ephemeral one
+	// has nothing to settle.
 	hctx := ctx
 	if spec.Durable != "" {
 		var cancel context.CancelFunc
-		hctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), spec.AckWait)
+		hctx, cancel = context.WithTimeout(hard, spec.AckWait)
 		defer cancel()
 	}
 	hctx = b.extract(hctx, h)
@@ -246,6 +259,9 @@ func (b *Bus) receive(ctx context.Context, spec SubscribeSpec, msg jetstream.Msg
 	switch {
 	case spec.Durable == "":
 		log.Warn("event handler failed; event skipped")
+	case hard.Err() != nil:
+		log.Info("event handler interrupted by the stop; the event will be delivered again", "subscription", spec.Durable)
+		_ = msg.Nak()
 	case ev.deliveries >= spec.MaxDeliver:
 		log.Error("event handler failed on every delivery; event given up", "subscription", spec.Durable)
 		_ = msg.TermWithReason("handler failed")

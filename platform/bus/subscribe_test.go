@@ -112,6 +112,45 @@ func TestSubscribeDurable(t *testing.T) {
 	}
 }
 
+// TestSubscribeStopGrace: a durable's handler still busy StopGrace after
+// the stop sees its context cancelled, so that Subscribe returns, not
+// after its AckWait; its event is handled after the restart.
+func TestSubscribeStopGrace(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	b := e.bus("billing")
+	spec := SubscribeSpec{Durable: "billing-grace", Subjects: []string{"evt.vmctl.>"}, MaxDeliver: 2, StopGrace: 100 * time.Millisecond}
+	started := make(chan struct{})
+	stop := run(t, func(ctx context.Context) error {
+		return b.Subscribe(ctx, spec, func(hctx context.Context, _ *Event) error {
+			close(started)
+			<-hctx.Done()
+			return hctx.Err()
+		})
+	})
+	if err := b.Publish(context.Background(), "evt.vmctl.machine.state_changed", &commonv1.ResourceRef{Id: "m1"}, "m1"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-started:
+	case <-time.After(waitLimit):
+		t.Fatal("handler not called")
+	}
+	if err := stop(); err != nil { // run fails the test if it does not return
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	run(t, func(ctx context.Context) error {
+		return b.Subscribe(ctx, spec, func(_ context.Context, ev *Event) error {
+			got <- ev.ID()
+			return nil
+		})
+	})
+	if id := receive(t, got); id != "m1" {
+		t.Fatalf("after the restart received %s, want m1", id)
+	}
+}
+
 func receive(t *testing.T, ch <-chan string) string {
 	t.Helper()
 	select {

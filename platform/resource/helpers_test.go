@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"stratuslab.dev/platform/bus"
 	"stratuslab.dev/platform/cimi"
@@ -47,6 +48,7 @@ type env struct {
 	client *bus.Bus
 	p      *Provider
 	coll   store.Collection
+	js     jetstream.JetStream // for another replica's store
 
 	mu      sync.Mutex
 	events  []*bus.Event
@@ -76,7 +78,7 @@ func newEnv(t *testing.T, mk func(coll store.Collection) []Kind) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, client: bus.New(nc, js, bus.Options{Service: "gw", Logger: quiet()}), p: p, coll: coll, crashes: map[string]bool{}}
+	e := &env{t: t, client: bus.New(nc, js, bus.Options{Service: "gw", Logger: quiet()}), p: p, coll: coll, js: js, crashes: map[string]bool{}}
 	run(t, func(ctx context.Context) error {
 		return b.Serve(ctx, bus.ServiceInfo{}, p.Endpoints()...)
 	})

@@ -72,7 +72,7 @@ func (p *Provider) Get(ctx context.Context, who cimi.Identity, id string) (map[s
 	if err != nil {
 		return nil, 0, err
 	}
-	doc, rev, err := p.load(ctx, k, id)
+	doc, rev, err := p.load(ctx, k, id, false)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -82,9 +82,17 @@ func (p *Provider) Get(ctx context.Context, who cimi.Identity, id string) (map[s
 	return p.view(k, who, doc), rev, nil
 }
 
-// load reads a stored document: not_found when absent.
-func (p *Provider) load(ctx context.Context, k *Kind, id string) (map[string]any, uint64, error) {
-	d, err := k.Collection.Get(ctx, id)
+// load reads a stored document: not_found when absent. A write reads it
+// fresh (store.GetFresh): it decides from the document's state, which
+// another replica may have just changed; a read may answer from an index.
+func (p *Provider) load(ctx context.Context, k *Kind, id string, fresh bool) (map[string]any, uint64, error) {
+	get := k.Collection.Get
+	if fresh {
+		get = func(ctx context.Context, id string) (store.Document, error) {
+			return store.GetFresh(ctx, k.Collection, id)
+		}
+	}
+	d, err := get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, 0, notFound(id)
 	}

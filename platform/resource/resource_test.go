@@ -2,6 +2,7 @@ package resource
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"stratuslab.dev/platform/cimi"
 	"stratuslab.dev/platform/errs"
 	"stratuslab.dev/platform/store"
+	"stratuslab.dev/platform/store/embedded"
 	commonv1 "stratuslab.dev/proto/stratus/common/v1"
 	"stratuslab.dev/proto/subject"
 )
@@ -671,5 +673,55 @@ func TestSoftDelete(t *testing.T) {
 	doc, _, err := e.p.Get(context.Background(), cimi.Identity{User: "alice"}, id)
 	if err != nil || doc["state"] != "DONE" {
 		t.Errorf("after a soft delete: %v %v", doc, err)
+	}
+}
+
+// TestWritesReadFresh: an action decides from the state another replica
+// wrote a moment before, not from this replica's index, which may not
+// have it yet: a machine just made Running by one scheduler takes a
+// volume through another.
+func TestWritesReadFresh(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(coll store.Collection) []Kind {
+		return []Kind{{Name: "Note", Collection: coll, CanCreate: func(who cimi.Identity) bool { return who.IsAdmin() },
+			Actions: map[string]func(context.Context, cimi.Identity, map[string]any, map[string]any) (map[string]any, error){
+				"use": func(_ context.Context, _ cimi.Identity, current, _ map[string]any) (map[string]any, error) {
+					if current["state"] != "on" {
+						return nil, errs.Errorf(errs.Conflict, "The note is %v; only an on note is used.", current["state"])
+					}
+					current["state"] = "off"
+					return current, nil
+				},
+			},
+		}}
+	})
+	other, err := embedded.Open(context.Background(), e.js, service, embedded.WithLogger(quiet()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = other.Close() })
+	replica, err := other.Collection(context.Background(), "Note")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := newID()
+	if o := e.do(admin, cmd{verb: subject.VerbCimiCreate, id: id, body: `{"state":"off"}`}); o.code != "" {
+		t.Fatalf("create: %+v", o)
+	}
+	for i := range 30 {
+		// The other replica turns the note on.
+		if _, err := replica.Update(context.Background(), id, func(cur store.Document) (json.RawMessage, error) {
+			var doc map[string]any
+			if err := json.Unmarshal(cur.Body, &doc); err != nil {
+				return nil, err
+			}
+			doc["state"] = "on"
+			return json.Marshal(doc)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if o := e.do(admin, cmd{verb: subject.CimiAction("use"), id: id}); o.code != "" {
+			t.Fatalf("use %d, right after the other replica's write: %s %s", i, o.code, o.message)
+		}
 	}
 }

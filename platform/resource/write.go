@@ -139,7 +139,7 @@ func (w *write) create(ctx context.Context) (bus.Result, error) {
 	switch {
 	case err == nil:
 	case errors.Is(err, store.ErrExists):
-		stored, _, lerr := w.p.load(ctx, k, id)
+		stored, _, lerr := w.p.load(ctx, k, id, true)
 		if lerr != nil {
 			return bus.Result{}, fmt.Errorf("resource: %s exists but cannot be read (retrying): %v", id, lerr)
 		}
@@ -239,7 +239,7 @@ func Replace(current, in map[string]any, selects []string) map[string]any {
 func (w *write) update(ctx context.Context, done string, fn func(current map[string]any) (map[string]any, error)) (bus.Result, error) {
 	k, id := w.k, w.id
 	for attempt := 1; ; attempt++ {
-		stored, rev, err := w.p.load(ctx, k, id)
+		stored, rev, err := w.p.load(ctx, k, id, true)
 		if err != nil {
 			return bus.Result{}, err
 		}
@@ -367,7 +367,7 @@ func (w *write) delete(ctx context.Context) (bus.Result, error) {
 		})
 	}
 	for attempt := 1; ; attempt++ {
-		stored, rev, err := w.p.load(ctx, k, id)
+		stored, rev, err := w.p.load(ctx, k, id, true)
 		if errs.CodeOf(err) == errs.NotFound && w.cmd.Deliveries() > 1 {
 			return w.finish(ctx, subject.EventDeleted, nil, "deleted")
 		}

@@ -85,6 +85,25 @@ type Collection interface {
 	Watch(ctx context.Context) (<-chan Change, error)
 }
 
+// FreshGetter is a Collection whose Get may answer from a copy that lags
+// the writes of other processes (the embedded store's index), with a read
+// that does not.
+type FreshGetter interface {
+	// GetFresh returns the document with this id as stored now, or
+	// ErrNotFound.
+	GetFresh(ctx context.Context, id string) (Document, error)
+}
+
+// GetFresh returns document id of c as stored now: what a writer that
+// decides from the document's state reads, since another replica may have
+// changed it a moment ago. It is c's Get unless c is a FreshGetter.
+func GetFresh(ctx context.Context, c Collection, id string) (Document, error) {
+	if f, ok := c.(FreshGetter); ok {
+		return f.GetFresh(ctx, id)
+	}
+	return c.Get(ctx, id)
+}
+
 // Store opens the collections of one service.
 type Store interface {
 	// Collection returns (creating on first use) the collection of a

@@ -175,9 +175,25 @@ func (c *cloud) stop() error {
 	case err := <-c.exited:
 		return err
 	case <-time.After(60 * time.Second):
-		c.kill()
-		return fmt.Errorf("still running 60s after SIGTERM")
+		return fmt.Errorf("still running 60s after SIGTERM; its goroutines:\n%s", c.dump())
 	}
+}
+
+// dump ends a process that would not stop with SIGQUIT, on which the Go
+// runtime prints every goroutine's stack, and returns that part of its
+// standard error: what it was waiting for.
+func (c *cloud) dump() string {
+	_ = c.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-c.exited:
+	case <-time.After(10 * time.Second):
+		c.kill()
+	}
+	s := c.stderr.String()
+	if i := strings.Index(s, "SIGQUIT"); i >= 0 {
+		return s[i:]
+	}
+	return "(none printed)"
 }
 
 // get fetches url and returns the status and body.

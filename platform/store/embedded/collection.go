@@ -82,6 +82,15 @@ func (c *Collection) Get(ctx context.Context, id string) (store.Document, error)
 	return c.read(ctx, id)
 }
 
+// GetFresh returns the document as the bucket holds it now, whatever the
+// index holds (store.FreshGetter).
+func (c *Collection) GetFresh(ctx context.Context, id string) (store.Document, error) {
+	if err := store.CheckID(id); err != nil {
+		return store.Document{}, err
+	}
+	return c.read(ctx, id)
+}
+
 // read returns the document as the bucket holds it now, and brings the
 // index up to that revision if the watch has not yet.
 func (c *Collection) read(ctx context.Context, id string) (store.Document, error) {

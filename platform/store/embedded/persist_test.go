@@ -3,6 +3,7 @@ package embedded_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -146,6 +147,36 @@ func TestSeesOtherWriters(t *testing.T) {
 			t.Fatalf("reader lists %v, want %v", got, want)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestGetFreshSeesOtherWriters: right after another process's write
+// returns, GetFresh reads it, whatever the reader's index holds yet.
+func TestGetFreshSeesOtherWriters(t *testing.T) {
+	t.Parallel()
+	srv := testkit.NATS(t, "")
+	_, reader := open(t, connect(t, srv.ClientURL()), "Volume")
+	_, writer := open(t, connect(t, srv.ClientURL()), "Volume")
+	if _, ok := reader.(store.FreshGetter); !ok {
+		t.Fatal("the embedded collection is no store.FreshGetter")
+	}
+	ctx := t.Context()
+	rev, err := writer.Create(ctx, "vol-1", anyone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		body := json.RawMessage(fmt.Sprintf(`{"acl":{"owner":{"principal":"::ANON","type":"ROLE"}},"n":%d}`, i))
+		if rev, err = writer.Put(ctx, "vol-1", body, rev); err != nil {
+			t.Fatal(err)
+		}
+		d, err := store.GetFresh(ctx, reader, "vol-1")
+		if err != nil || d.Revision != rev {
+			t.Fatalf("write %d: GetFresh read revision %d (%v), want %d", i, d.Revision, err, rev)
+		}
+	}
+	if _, err := store.GetFresh(ctx, reader, "vol-2"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetFresh of a document never written: %v, want ErrNotFound", err)
 	}
 }
 
