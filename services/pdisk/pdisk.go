@@ -108,7 +108,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	ctl, err := controller.New(controller.Config{
 		Volumes: vols, Usage: usage, Backend: be, Exporter: exporter, Cache: cache, Bus: d.Bus,
-		Settings: live.Current, Log: log,
+		Settings: live.Current, Log: log, Crash: d.Crash,
 	})
 	if err != nil {
 		return err

@@ -153,10 +153,12 @@ func (c *Controller) createTyped(ctx context.Context, cmd *bus.Command, m *volum
 	if err := c.provision(ctx, v); err != nil {
 		return bus.Result{}, err
 	}
+	c.cfg.Crash("pdisk.provisioned") // storage without its document
 	stored, err := c.store(ctx, v, cmd.ID())
 	if err != nil {
 		return bus.Result{}, err
 	}
+	c.cfg.Crash("pdisk.stored") // nothing announced
 	return c.announceCreated(ctx, cmd, stored)
 }
 
@@ -278,6 +280,7 @@ func (c *Controller) Delete(ctx context.Context, v *volume.Volume, rev uint64, m
 	if err := c.destroy(ctx, v, false); err != nil {
 		return err
 	}
+	c.cfg.Crash("pdisk.destroyed") // a document without its storage
 	removed := false
 	err := c.cfg.Volumes.Delete(ctx, volume.ID(v.UUID), rev)
 	switch {
@@ -476,6 +479,7 @@ func (c *Controller) getImage(ctx context.Context, cmd *bus.Command, m *volumev1
 	if err != nil {
 		return bus.Result{}, err
 	}
+	c.cfg.Crash("pdisk.snapped") // a copy not yet attached
 	if m.GetMachineUuid() != "" {
 		return c.attach(ctx, cmd, v.UUID, m.GetMachineUuid(), "", false)
 	}

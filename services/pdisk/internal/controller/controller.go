@@ -50,6 +50,9 @@ type Config struct {
 	Log      *slog.Logger
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
+	// Crash is called at the points where a crash test may stop the
+	// process (daemon.Deps.Crash); nil: never.
+	Crash func(point string)
 }
 
 // Controller carries out every change of a volume.
@@ -74,6 +77,9 @@ func New(cfg Config) (*Controller, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Crash == nil {
+		cfg.Crash = func(string) {}
 	}
 	c := &Controller{
 		cfg: cfg, log: cfg.Log,
