@@ -587,6 +587,7 @@ func (c *Controller) capture(ctx context.Context, cmd *bus.Command, m *volumev1.
 		_ = c.quotas.Release(context.WithoutCancel(ctx), owner, to)
 		return bus.Result{}, fmt.Errorf("pdisk: capture %s into %s: %w", from, to, err)
 	}
+	c.cfg.Crash("pdisk.captured") // the copy without its document
 	v.SetSize((bv.Size + backend.GiB - 1) / backend.GiB)
 	if err := c.locate(ctx, v); err != nil {
 		return bus.Result{}, err

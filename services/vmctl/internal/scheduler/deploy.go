@@ -423,6 +423,7 @@ func (s *Scheduler) teardown(ctx context.Context, id string, end machine.Detaile
 		}); err != nil {
 			return err
 		}
+		s.cfg.Crash("vmctl.scheduler.captured")
 		m.SavedImage = "Volume/" + saved
 	}
 	draftNote := ""
@@ -439,6 +440,7 @@ func (s *Scheduler) teardown(ctx context.Context, id string, end machine.Detaile
 			draftNote = fmt.Sprintf("the root disk was saved in %s, but no Marketplace draft was made of it: %s", m.SavedImage, strings.TrimSuffix(errs.MessageOf(err), "."))
 		}
 		m.SavedIdentifier = id
+		s.cfg.Crash("vmctl.scheduler.drafted")
 	}
 	for i, d := range m.Disks {
 		if d.Volume == "" || m.Host == "" {
