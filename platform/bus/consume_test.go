@@ -504,11 +504,7 @@ func TestGracefulDrain(t *testing.T) {
 	if err := b.Send(context.Background(), "cmd.pdisk.volume.create", meta, &commonv1.ResourceRef{}); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-started:
-	case <-time.After(waitLimit):
-		t.Fatal("handler not called")
-	}
+	waitClosed(t, started, "the handler to be called")
 	stopped := make(chan error, 1)
 	go func() { stopped <- stop() }()
 	// Consume must not return while its handler is blocked; give a wrong
@@ -555,11 +551,7 @@ func TestStopGraceCutsHandler(t *testing.T) {
 	if err := b.Send(context.Background(), "cmd.vmctl.machine.teardown", meta, &commonv1.ResourceRef{}); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-started:
-	case <-time.After(waitLimit):
-		t.Fatal("handler not called")
-	}
+	waitClosed(t, started, "the handler to be called")
 	if err := stop(); err != nil { // run fails the test if it does not return
 		t.Fatalf("Consume: %v", err)
 	}

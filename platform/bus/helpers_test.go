@@ -145,6 +145,16 @@ func terminal(t *testing.T, ch <-chan *Event, cmdID string) (*Event, *commonv1.C
 	}
 }
 
+// waitClosed waits for ch to be closed, failing the test after waitLimit.
+func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(waitLimit):
+		t.Fatalf("waited %v for %s", waitLimit, what)
+	}
+}
+
 // eventually polls cond until it holds, failing the test after waitLimit.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()

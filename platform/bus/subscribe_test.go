@@ -131,11 +131,7 @@ func TestSubscribeStopGrace(t *testing.T) {
 	if err := b.Publish(context.Background(), "evt.vmctl.machine.state_changed", &commonv1.ResourceRef{Id: "m1"}, "m1"); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-started:
-	case <-time.After(waitLimit):
-		t.Fatal("handler not called")
-	}
+	waitClosed(t, started, "the handler to be called")
 	if err := stop(); err != nil { // run fails the test if it does not return
 		t.Fatal(err)
 	}

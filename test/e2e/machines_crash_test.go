@@ -189,6 +189,18 @@ func (cv *convergence) begin(ctx context.Context, t *testing.T, point string) {
 	cv.up(ctx, t)
 }
 
+// restarted waits for the all-in-one to stop at its crash point and
+// starts it again on the same data, without one.
+func (cv *convergence) restarted(ctx context.Context, t *testing.T) {
+	t.Helper()
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	cv.down = true
+	crashed(cctx, t, "the all-in-one", cv.c.exited, cv.c.stderr)
+	cv.start(t, "")
+	cv.up(ctx, t)
+}
+
 // finish ends a subtest, once: it keeps the logs and, if the subtest
 // failed, kills what it left running, so that the next one starts clean.
 // Every start registers it, so that it runs before the cleanup that kills
@@ -585,13 +597,7 @@ func TestMachinesConverge(t *testing.T) {
 				t.Fatalf("create: %v", err)
 			}
 			// Otherwise the answer was lost in the crash, or came first.
-			cctx, ccancel = context.WithTimeout(ctx, time.Minute)
-			cv.down = true
-			crashed(cctx, t, "the all-in-one", cv.c.exited, cv.c.stderr)
-			ccancel()
-
-			cv.start(t, "")
-			cv.up(ctx, t)
+			cv.restarted(ctx, t)
 			id := res.ID
 			if id == "" {
 				// The create was stored before the crash: its command is
@@ -668,17 +674,14 @@ func TestMachinesConverge(t *testing.T) {
 				t.Fatalf("kill: %v", err)
 			}
 			// Otherwise the answer was lost in the crash, or came first.
-			cctx, ccancel = context.WithTimeout(ctx, time.Minute)
 			if agent {
+				cctx, ccancel := context.WithTimeout(ctx, time.Minute)
 				crashed(cctx, t, "the agent", cv.agent.exited, cv.agent.stderr)
+				ccancel()
 				cv.agent.start(t, "")
 			} else {
-				cv.down = true
-				crashed(cctx, t, "the all-in-one", cv.c.exited, cv.c.stderr)
-				cv.start(t, "")
-				cv.up(ctx, t)
+				cv.restarted(ctx, t)
 			}
-			ccancel()
 			cv.wait(ctx, t, res.ID, "Done", converge)
 			cv.distinct(ctx, t)
 			cv.nothingLeaked(ctx, t, m.UUID)
@@ -709,12 +712,7 @@ func TestMachinesConverge(t *testing.T) {
 			if errors.As(err, &e) {
 				t.Fatalf("shutdown: %v", err)
 			}
-			cctx, ccancel = context.WithTimeout(ctx, time.Minute)
-			cv.down = true
-			crashed(cctx, t, "the all-in-one", cv.c.exited, cv.c.stderr)
-			ccancel()
-			cv.start(t, "")
-			cv.up(ctx, t)
+			cv.restarted(ctx, t)
 			cv.wait(ctx, t, res.ID, "Done", converge)
 			var m struct {
 				SavedVolume, SavedIdentifier, StateMessage string
